@@ -1,0 +1,173 @@
+//! The admin HTTP server: `/health`, `/metrics` (Prometheus) and a small
+//! JSON API, on its own thread with a tokio runtime (the admin/cloud plane),
+//! never on a data-plane shard.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::metrics::gauge::Gauge;
+use serde::Serialize;
+
+use crate::config::{TOPIC_CONFIGS, TopicConfig};
+use crate::server::Runtime;
+
+/// A running admin server; `stop` ends it.
+pub struct AdminServer {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AdminServer {
+    pub fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds the admin address and serves it on a new thread.
+pub fn start(runtime: Arc<Runtime>) -> std::io::Result<AdminServer> {
+    let addr = runtime.cluster.config.admin_addr.clone();
+    let listener = std::net::TcpListener::bind(&addr)?;
+    listener.set_nonblocking(true)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("floe-admin".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the admin runtime");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot serve the admin address");
+                        return;
+                    }
+                };
+                let app = Router::new()
+                    .route("/health", get(health))
+                    .route("/metrics", get(metrics))
+                    .route("/v1/topics", get(topics))
+                    .route("/v1/topics/{name}", get(topic))
+                    .with_state(runtime);
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                    let _ = stop_rx.await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "admin server failed");
+                }
+            });
+        })?;
+    Ok(AdminServer {
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}
+
+async fn health(State(rt): State<Arc<Runtime>>) -> Response {
+    if rt.cluster.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else if rt.is_ready() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response()
+    }
+}
+
+async fn metrics(State(rt): State<Arc<Runtime>>) -> Response {
+    let topics = rt.cluster.topics.list();
+    let body = rt.cluster.metrics.render(|registry| {
+        let t: Gauge = Gauge::default();
+        t.set(topics.len() as i64);
+        registry.register("topics", "topics, internal ones included", t);
+        let p: Gauge = Gauge::default();
+        p.set(topics.iter().map(|t| i64::from(t.partitions)).sum());
+        registry.register("partitions", "partitions of all topics", p);
+    });
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct TopicView {
+    name: String,
+    id: String,
+    partitions: i32,
+    internal: bool,
+    configs: Vec<ConfigView>,
+}
+
+#[derive(Serialize)]
+struct ConfigView {
+    name: &'static str,
+    value: String,
+    source: &'static str,
+}
+
+fn view(rt: &Runtime, meta: crate::topics::TopicMeta) -> TopicView {
+    let configs = TOPIC_CONFIGS
+        .iter()
+        .filter_map(|def| {
+            let (value, source) = TopicConfig::resolve(def.name, &meta.configs, &rt.cluster.config)?;
+            Some(ConfigView {
+                name: def.name,
+                value,
+                source: match source {
+                    crate::config::ConfigSource::Topic => "topic",
+                    crate::config::ConfigSource::StaticBroker => "broker",
+                    crate::config::ConfigSource::Default => "default",
+                },
+            })
+        })
+        .collect();
+    TopicView {
+        name: meta.name,
+        id: meta.id,
+        partitions: meta.partitions,
+        internal: meta.internal,
+        configs,
+    }
+}
+
+async fn topics(State(rt): State<Arc<Runtime>>) -> Response {
+    let list: Vec<TopicView> = rt
+        .cluster
+        .topics
+        .list()
+        .into_iter()
+        .map(|m| view(&rt, m))
+        .collect();
+    axum::Json(list).into_response()
+}
+
+async fn topic(State(rt): State<Arc<Runtime>>, Path(name): Path<String>) -> Response {
+    match rt.cluster.topics.get(&name) {
+        Some(meta) => axum::Json(view(&rt, meta)).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": format!("topic {name} does not exist") })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,388 @@
+//! Broker settings and per-topic configs.
+//!
+//! Precedence for broker settings: command-line flags > `FLOE_*` environment
+//! variables (both handled by clap in `main.rs`) > `floe.toml` > defaults.
+//! Topic configs use Kafka's names; Redpanda's names are accepted as aliases.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Why a configuration could not be loaded or applied.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("unknown topic config {name}")]
+    UnknownTopicConfig { name: String },
+    #[error("invalid value {value:?} for topic config {name}: {reason}")]
+    InvalidTopicConfig {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid address {value:?} for {name}")]
+    InvalidAddress { name: &'static str, value: String },
+}
+
+/// The `floe.toml` file: every field optional, merged under the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub kafka_addr: Option<String>,
+    pub advertised_addr: Option<String>,
+    pub admin_addr: Option<String>,
+    pub cores: Option<usize>,
+    pub socket_request_max_bytes: Option<usize>,
+    pub auto_create_topics_enable: Option<bool>,
+    pub num_partitions: Option<i32>,
+    pub group_initial_rebalance_delay_ms: Option<i64>,
+    /// Broker-wide defaults for topic configs, by Kafka name.
+    #[serde(default)]
+    pub topic_defaults: BTreeMap<String, toml::Value>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// The broker's effective settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub data_dir: PathBuf,
+    pub kafka_addr: String,
+    /// `host:port` that clients are told to connect to.
+    pub advertised_addr: String,
+    pub admin_addr: String,
+    pub cores: usize,
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub socket_request_max_bytes: usize,
+    pub auto_create_topics_enable: bool,
+    pub num_partitions: i32,
+    pub group_initial_rebalance_delay_ms: i64,
+    /// Broker-level overrides of topic config defaults (source
+    /// STATIC_BROKER_CONFIG in DescribeConfigs).
+    pub topic_defaults: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    pub const DEFAULT_KAFKA_ADDR: &'static str = "0.0.0.0:9092";
+    pub const DEFAULT_ADMIN_ADDR: &'static str = "0.0.0.0:9644";
+    pub const DEFAULT_DATA_DIR: &'static str = "./floe-data";
+
+    /// The broker-level default of a topic config, if set in `floe.toml`.
+    pub fn broker_default(&self, name: &str) -> Option<&str> {
+        self.topic_defaults.get(name).map(String::as_str)
+    }
+}
+
+/// Where a topic config's effective value comes from (DescribeConfigs
+/// `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    Topic = 1,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+/// Kafka's config value types (DescribeConfigs v3+ `config_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+}
+
+/// One supported topic config.
+#[derive(Debug)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+    validate: fn(&str) -> Result<(), String>,
+}
+
+fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+    move |v: &str| match v.trim().parse::<i64>() {
+        Ok(n) if n >= min => Ok(()),
+        Ok(_) => Err(format!("must be at least {min}")),
+        Err(_) => Err("must be an integer".into()),
+    }
+}
+
+fn validate_retention(v: &str) -> Result<(), String> {
+    long_at_least(-1)(v)
+}
+fn validate_segment_bytes(v: &str) -> Result<(), String> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if (1024..=i32::MAX as i64).contains(&n) => Ok(()),
+        Ok(_) => Err("must be between 1024 and 2147483647".into()),
+        Err(_) => Err("must be an integer".into()),
+    }
+}
+fn validate_positive(v: &str) -> Result<(), String> {
+    long_at_least(1)(v)
+}
+fn validate_min_isr(v: &str) -> Result<(), String> {
+    match v.trim().parse::<i32>() {
+        Ok(1) => Ok(()),
+        Ok(_) => Err("a single Floe broker holds one replica: must be 1".into()),
+        Err(_) => Err("must be an integer".into()),
+    }
+}
+fn validate_cleanup_policy(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "delete" => Ok(()),
+        "compact" | "compact,delete" | "delete,compact" => {
+            Err("log compaction is not implemented yet; use delete".into())
+        }
+        _ => Err("must be delete".into()),
+    }
+}
+fn validate_timestamp_type(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "CreateTime" | "LogAppendTime" => Ok(()),
+        _ => Err("must be CreateTime or LogAppendTime".into()),
+    }
+}
+fn validate_max_message_bytes(v: &str) -> Result<(), String> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if (0..=i32::MAX as i64).contains(&n) => Ok(()),
+        _ => Err("must be an integer between 0 and 2147483647".into()),
+    }
+}
+
+/// Every topic config Floe implements, with Kafka's defaults.
+pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    TopicConfigDef {
+        name: "cleanup.policy",
+        default: "delete",
+        kind: ConfigType::String,
+        doc: "delete old segments by retention.ms / retention.bytes",
+        validate: validate_cleanup_policy,
+    },
+    TopicConfigDef {
+        name: "retention.ms",
+        default: "604800000",
+        kind: ConfigType::Long,
+        doc: "how long to keep a segment after its newest record; -1 = forever",
+        validate: validate_retention,
+    },
+    TopicConfigDef {
+        name: "retention.bytes",
+        default: "-1",
+        kind: ConfigType::Long,
+        doc: "size a partition may grow to before old segments are deleted; -1 = unlimited",
+        validate: validate_retention,
+    },
+    TopicConfigDef {
+        name: "segment.bytes",
+        default: "1073741824",
+        kind: ConfigType::Int,
+        doc: "size at which the active segment rolls",
+        validate: validate_segment_bytes,
+    },
+    TopicConfigDef {
+        name: "segment.ms",
+        default: "604800000",
+        kind: ConfigType::Long,
+        doc: "age at which the active segment rolls",
+        validate: validate_positive,
+    },
+    TopicConfigDef {
+        name: "max.message.bytes",
+        default: "1048588",
+        kind: ConfigType::Int,
+        doc: "largest record batch accepted by produce",
+        validate: validate_max_message_bytes,
+    },
+    TopicConfigDef {
+        name: "message.timestamp.type",
+        default: "CreateTime",
+        kind: ConfigType::String,
+        doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's",
+        validate: validate_timestamp_type,
+    },
+    TopicConfigDef {
+        name: "min.insync.replicas",
+        default: "1",
+        kind: ConfigType::Int,
+        doc: "replicas that must acknowledge acks=all; one broker holds one replica",
+        validate: validate_min_isr,
+    },
+];
+
+/// Redpanda's names for Kafka's topic configs.
+const ALIASES: &[(&str, &str)] = &[
+    ("retention.local.target.ms", "local.retention.ms"),
+    ("retention.local.target.bytes", "local.retention.bytes"),
+];
+
+/// Looks up a topic config by Kafka name or alias.
+pub fn topic_config_def(name: &str) -> Option<&'static TopicConfigDef> {
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map(|(_, kafka)| *kafka)
+        .unwrap_or(name);
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Validates one `name=value` pair and returns it under its Kafka name.
+pub fn validate_topic_config(name: &str, value: &str) -> Result<(String, String), ConfigError> {
+    let def = topic_config_def(name).ok_or_else(|| ConfigError::UnknownTopicConfig {
+        name: name.to_string(),
+    })?;
+    (def.validate)(value).map_err(|reason| ConfigError::InvalidTopicConfig {
+        name: name.to_string(),
+        value: value.to_string(),
+        reason,
+    })?;
+    Ok((def.name.to_string(), value.trim().to_string()))
+}
+
+/// The effective configs of one topic: explicit values over broker defaults
+/// over Kafka defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicConfig {
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub segment_bytes: u64,
+    pub segment_ms: i64,
+    pub max_message_bytes: usize,
+    pub log_append_time: bool,
+}
+
+impl TopicConfig {
+    /// Resolves the effective value of `name` and its source.
+    pub fn resolve<'a>(
+        name: &str,
+        explicit: &'a BTreeMap<String, String>,
+        broker: &'a BrokerConfig,
+    ) -> Option<(String, ConfigSource)> {
+        let def = topic_config_def(name)?;
+        if let Some(v) = explicit.get(def.name) {
+            return Some((v.clone(), ConfigSource::Topic));
+        }
+        if let Some(v) = broker.broker_default(def.name) {
+            return Some((v.to_string(), ConfigSource::StaticBroker));
+        }
+        Some((def.default.to_string(), ConfigSource::Default))
+    }
+
+    /// The typed view of a topic's configs.
+    pub fn effective(explicit: &BTreeMap<String, String>, broker: &BrokerConfig) -> TopicConfig {
+        let get = |name: &str| -> String {
+            Self::resolve(name, explicit, broker)
+                .map(|(v, _)| v)
+                .unwrap_or_default()
+        };
+        let long = |name: &str, fallback: i64| get(name).trim().parse().unwrap_or(fallback);
+        TopicConfig {
+            retention_ms: long("retention.ms", 604_800_000),
+            retention_bytes: long("retention.bytes", -1),
+            segment_bytes: long("segment.bytes", 1 << 30).max(1024) as u64,
+            segment_ms: long("segment.ms", 604_800_000),
+            max_message_bytes: long("max.message.bytes", 1_048_588).max(0) as usize,
+            log_append_time: get("message.timestamp.type") == "LogAppendTime",
+        }
+    }
+}
+
+/// Validates broker defaults from `floe.toml` into strings.
+pub fn topic_defaults_from_toml(
+    table: &BTreeMap<String, toml::Value>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (name, value) in table {
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let (name, value) = validate_topic_config(name, &text)?;
+        out.insert(name, value);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker() -> BrokerConfig {
+        BrokerConfig {
+            data_dir: PathBuf::from("/tmp/x"),
+            kafka_addr: "127.0.0.1:9092".into(),
+            advertised_addr: "127.0.0.1:9092".into(),
+            admin_addr: "127.0.0.1:9644".into(),
+            cores: 1,
+            node_id: 1,
+            cluster_id: "c".into(),
+            socket_request_max_bytes: 100 << 20,
+            auto_create_topics_enable: true,
+            num_partitions: 1,
+            group_initial_rebalance_delay_ms: 0,
+            topic_defaults: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+        }
+    }
+
+    #[test]
+    fn sources_follow_precedence() {
+        let b = broker();
+        let mut explicit = BTreeMap::new();
+        assert_eq!(
+            TopicConfig::resolve("retention.ms", &explicit, &b),
+            Some(("1000".into(), ConfigSource::StaticBroker))
+        );
+        assert_eq!(
+            TopicConfig::resolve("segment.bytes", &explicit, &b),
+            Some(("1073741824".into(), ConfigSource::Default))
+        );
+        explicit.insert("retention.ms".into(), "5".into());
+        assert_eq!(
+            TopicConfig::resolve("retention.ms", &explicit, &b),
+            Some(("5".into(), ConfigSource::Topic))
+        );
+    }
+
+    #[test]
+    fn invalid_and_unknown_configs_are_refused() {
+        assert!(matches!(
+            validate_topic_config("retention.ms", "soon"),
+            Err(ConfigError::InvalidTopicConfig { .. })
+        ));
+        assert!(matches!(
+            validate_topic_config("no.such.thing", "1"),
+            Err(ConfigError::UnknownTopicConfig { .. })
+        ));
+        assert_eq!(
+            validate_topic_config("segment.bytes", " 1048576 ").unwrap(),
+            ("segment.bytes".to_string(), "1048576".to_string())
+        );
+    }
+}

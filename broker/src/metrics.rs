@@ -1,0 +1,89 @@
+//! Prometheus metrics, shared by every shard (atomic counters).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    pub api: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    pub code: i16,
+}
+
+/// Every metric the broker exports.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub requests: Family<ApiLabels, Counter>,
+    pub request_bytes: Counter,
+    pub response_bytes: Counter,
+    pub produced_bytes: Counter,
+    pub produced_batches: Counter,
+    pub produce_errors: Family<CodeLabels, Counter>,
+    pub fetched_bytes: Counter,
+    pub connections: Gauge,
+    pub closed_bad_requests: Counter,
+}
+
+impl Metrics {
+    /// Renders the Prometheus text exposition.
+    pub fn render(&self, extra: impl FnOnce(&mut Registry)) -> String {
+        let mut registry = Registry::with_prefix("floe");
+        registry.register(
+            "requests",
+            "Kafka requests handled, by API",
+            self.requests.clone(),
+        );
+        registry.register(
+            "request_bytes",
+            "bytes of Kafka request frames received",
+            self.request_bytes.clone(),
+        );
+        registry.register(
+            "response_bytes",
+            "bytes of Kafka response frames sent",
+            self.response_bytes.clone(),
+        );
+        registry.register(
+            "produced_bytes",
+            "record batch bytes appended by produce",
+            self.produced_bytes.clone(),
+        );
+        registry.register(
+            "produced_batches",
+            "record batches appended by produce",
+            self.produced_batches.clone(),
+        );
+        registry.register(
+            "produce_errors",
+            "produce partition results with an error, by Kafka error code",
+            self.produce_errors.clone(),
+        );
+        registry.register(
+            "fetched_bytes",
+            "record bytes returned by fetch",
+            self.fetched_bytes.clone(),
+        );
+        registry.register(
+            "connections",
+            "open Kafka connections",
+            self.connections.clone(),
+        );
+        registry.register(
+            "closed_bad_requests",
+            "connections closed because of a malformed or unsupported request",
+            self.closed_bad_requests.clone(),
+        );
+        extra(&mut registry);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,56 @@
+"""pytest fixtures for Floe's end-to-end tests (see floe_harness.py).
+
+`broker` starts the real `floe serve` on free ports with a fresh data dir and waits for
+GET /health. When a test fails, the broker's log is attached to the failure report.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from floe_harness import Broker, floe_bin
+
+
+def pytest_report_header(config):
+    return [f"floe binary: {floe_bin()}", f"kcat: {shutil.which('kcat') or 'not found'}"]
+
+
+@pytest.fixture(scope="session")
+def floe_binary():
+    path = floe_bin()
+    if not path.is_file():
+        pytest.fail(
+            f"floe binary not found at {path}: build it with `cargo build --release -p broker` "
+            "or point FLOE_BIN at it",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture
+def broker(request, tmp_path, floe_binary):
+    """A running broker: .bootstrap, .admin_addr, .data_dir, .stop(), .kill(), .start(), .topic(...)."""
+    b = Broker(floe_binary, tmp_path)
+    request.node._floe_brokers = [b]
+    b.start()
+    yield b
+    b.close()
+
+
+@pytest.fixture(scope="session")
+def kcat():
+    path = shutil.which("kcat")
+    if path is None:
+        pytest.fail("kcat not found: apt-get install -y --no-install-recommends kcat", pytrace=False)
+    return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for b in getattr(item, "_floe_brokers", []):
+            rep.sections.append((f"floe broker log ({rep.when})", b.log_tail(400)))
