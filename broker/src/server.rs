@@ -92,11 +92,26 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
     let kafka_addr: SocketAddr = config.kafka_addr.parse().map_err(|_| ServerError::Address {
         addr: config.kafka_addr.clone(),
     })?;
-    // Fail fast on an address in use, before spawning shards.
-    std::net::TcpListener::bind(kafka_addr).map_err(|source| ServerError::Bind {
-        addr: config.kafka_addr.clone(),
-        source,
-    })?;
+    // Shards bind with SO_REUSEPORT, which would silently share the port
+    // with another broker of the same user: refuse when something answers.
+    let probe = if kafka_addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), kafka_addr.port())
+    } else {
+        kafka_addr
+    };
+    // A killed broker's listener can outlive it briefly (io_uring tears its
+    // sockets down asynchronously), so only a listener that stays counts.
+    let mut answered = 0;
+    while std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(300)).is_ok() {
+        answered += 1;
+        if answered == 20 {
+            return Err(ServerError::Bind {
+                addr: config.kafka_addr.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let meta_dir = config.data_dir.join("meta");
     let topics = TopicRegistry::open(&meta_dir)?;
     let producer_ids = ProducerIds::open(&meta_dir)?;

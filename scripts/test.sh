@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The one test command: Rust checks and tests, then the end-to-end suite (tests/) against
+# the release `floe` binary with real Kafka clients.
+#
+#   scripts/test.sh                 everything (what CI runs)
+#   scripts/test.sh --e2e [ARGS]    skip fmt/clippy/cargo test; build, then pytest ARGS
+#                                   (e.g. scripts/test.sh --e2e -k kcat)
+#
+# On a fresh Debian machine as root it installs what it needs: kcat (apt) and a Python
+# venv at .venv/ with tests/requirements.txt.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+E2E_ONLY=0
+if [[ "${1:-}" == "--e2e" ]]; then
+    E2E_ONLY=1
+    shift
+fi
+PYTEST_ARGS=("$@")
+
+VENV="$ROOT/.venv"
+REQS="$ROOT/tests/requirements.txt"
+T_START=$SECONDS
+STEP_NO=0
+
+step() {
+    # step "title" command...: run with a header, elapsed time, and a clear failure.
+    local title="$1"
+    shift
+    STEP_NO=$((STEP_NO + 1))
+    local t0=$SECONDS
+    printf '\n==> [%d] %s  (at %ds)\n' "$STEP_NO" "$title" "$((t0 - T_START))"
+    local rc=0
+    "$@" || rc=$?
+    local dt=$((SECONDS - t0))
+    if [[ $rc -ne 0 ]]; then
+        printf '\n!!! FAILED: step [%d] %s (exit %d after %ds)\n' "$STEP_NO" "$title" "$rc" "$dt" >&2
+        exit "$rc"
+    fi
+    printf '<== [%d] %s: ok in %ds\n' "$STEP_NO" "$title" "$dt"
+}
+
+need_kcat() {
+    if command -v kcat >/dev/null 2>&1; then
+        echo "kcat already installed: $(command -v kcat)"
+        return 0
+    fi
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "kcat is missing and this is not root: apt-get install -y --no-install-recommends kcat" >&2
+        return 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends kcat >/dev/null
+    command -v kcat
+}
+
+need_venv() {
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        python3 -m venv "$VENV" || {
+            echo "python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+            return 1
+        }
+    fi
+    # Reinstall only when requirements.txt changed since the last successful install.
+    local stamp="$VENV/.requirements.sha256"
+    local want
+    want=$(sha256sum "$REQS" | cut -d' ' -f1)
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        echo "venv up to date ($VENV)"
+        return 0
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS"
+    echo "$want" >"$stamp"
+    "$VENV/bin/python" -m pip list --disable-pip-version-check 2>/dev/null |
+        grep -iE '^(confluent-kafka|kafka-python|aiokafka|pytest) ' || true
+}
+
+run_pytest() {
+    local rc=0
+    FLOE_BIN="$ROOT/target/release/floe" "$VENV/bin/python" -m pytest tests/ -v "${PYTEST_ARGS[@]}" || rc=$?
+    if [[ $rc -eq 5 ]]; then
+        echo "pytest collected no tests: that is a failure here" >&2
+    fi
+    return "$rc"
+}
+
+command -v cargo >/dev/null 2>&1 || {
+    echo "cargo not found on PATH (source ~/.cargo/env?)" >&2
+    exit 1
+}
+
+step "kcat (librdkafka CLI) present" need_kcat
+step "Python venv with tests/requirements.txt" need_venv
+if [[ $E2E_ONLY -eq 0 ]]; then
+    step "cargo fmt --check" cargo fmt --all -- --check
+    step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+    step "cargo test (Rust unit and integration tests)" cargo test --workspace
+fi
+step "cargo build --release -p broker" cargo build --release -p broker
+[[ -x "$ROOT/target/release/floe" ]] || {
+    echo "!!! FAILED: cargo build succeeded but target/release/floe does not exist" >&2
+    exit 1
+}
+step "end-to-end tests (pytest tests/)" run_pytest
+
+printf '\nAll steps passed in %ds.\n' "$((SECONDS - T_START))"
