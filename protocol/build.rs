@@ -497,9 +497,9 @@ fn decode_field(msg: &Message, f: &Field) -> String {
             "if {nc} {{ r.nullable_string(flexible)? }} else {{ Some(r.string(flexible)?) }}"
         ),
         (Type::Prim(Prim::Records), true) => "r.nullable_bytes(flexible)?".into(),
-        (Type::Prim(Prim::Bytes), true) => format!(
-            "if {nc} {{ r.nullable_bytes(flexible)? }} else {{ Some(r.bytes(flexible)?) }}"
-        ),
+        (Type::Prim(Prim::Bytes), true) => {
+            format!("if {nc} {{ r.nullable_bytes(flexible)? }} else {{ Some(r.bytes(flexible)?) }}")
+        }
         (Type::Array(inner), true) => {
             let min = min_elem_size(msg, inner);
             let elem = decode_elem(msg, inner);
@@ -599,14 +599,20 @@ fn emit_struct(out: &mut String, msg: &Message, def: &StructDef) {
                 if f.tag.is_some() { ", tagged" } else { "" }
             ),
         );
-        w(out, &format!("    pub {}: {},", ident(&f.name), rust_type(f)));
+        w(
+            out,
+            &format!("    pub {}: {},", ident(&f.name), rust_type(f)),
+        );
     }
     w(out, "}");
     w(out, &format!("impl Default for {} {{", def.name));
     w(out, "    fn default() -> Self {");
     w(out, "        Self {");
     for f in &def.fields {
-        w(out, &format!("            {}: {},", ident(&f.name), default_expr(f)));
+        w(
+            out,
+            &format!("            {}: {},", ident(&f.name), default_expr(f)),
+        );
     }
     w(out, "        }");
     w(out, "    }");
@@ -800,7 +806,7 @@ fn main() {
         let _ = writeln!(out, "    {} = {key},", req.api_name);
     }
     out.push_str("}\n\nimpl ApiKey {\n    /// Every implemented API, by key.\n    pub const ALL: &'static [ApiKey] = &[");
-    for (_, (req, _)) in &apis {
+    for (req, _) in apis.values() {
         let _ = write!(out, "ApiKey::{}, ", req.api_name);
     }
     out.push_str("];\n\n    pub fn from_i16(key: i16) -> Option<ApiKey> {\n        match key {\n");
@@ -808,7 +814,7 @@ fn main() {
         let _ = writeln!(out, "            {key} => Some(ApiKey::{}),", req.api_name);
     }
     out.push_str("            _ => None,\n        }\n    }\n\n    /// `(min, max)` supported versions.\n    pub fn versions(self) -> (i16, i16) {\n        match self {\n");
-    for (_, (req, _)) in &apis {
+    for (req, _) in apis.values() {
         let _ = writeln!(
             out,
             "            ApiKey::{} => ({}, {}),",
@@ -816,7 +822,7 @@ fn main() {
         );
     }
     out.push_str("        }\n    }\n\n    /// First flexible version (`i16::MAX` when none).\n    pub fn flexible_from(self) -> i16 {\n        match self {\n");
-    for (_, (req, _)) in &apis {
+    for (req, _) in apis.values() {
         let _ = writeln!(
             out,
             "            ApiKey::{} => {},",
@@ -824,8 +830,10 @@ fn main() {
             req.flexible_from.unwrap_or(MAX_VERSION)
         );
     }
-    out.push_str("        }\n    }\n\n    pub fn name(self) -> &'static str {\n        match self {\n");
-    for (_, (req, _)) in &apis {
+    out.push_str(
+        "        }\n    }\n\n    pub fn name(self) -> &'static str {\n        match self {\n",
+    );
+    for (req, _) in apis.values() {
         let _ = writeln!(
             out,
             "            ApiKey::{} => \"{}\",",
@@ -834,7 +842,7 @@ fn main() {
     }
     out.push_str("        }\n    }\n}\n\n");
     out.push_str("/// Any supported request, decoded.\n#[derive(Debug, Clone, PartialEq)]\n#[non_exhaustive]\npub enum Request {\n");
-    for (_, (req, _)) in &apis {
+    for (req, _) in apis.values() {
         let _ = writeln!(
             out,
             "    {}({}::{}),",
@@ -844,7 +852,7 @@ fn main() {
         );
     }
     out.push_str("}\n\nimpl Request {\n    /// Decodes a request body (after the header) of `api_key` at `version`.\n    pub fn decode(api_key: ApiKey, version: i16, r: &mut crate::wire::Reader) -> Result<Request, crate::DecodeError> {\n        use crate::Message as _;\n        Ok(match api_key {\n");
-    for (_, (req, _)) in &apis {
+    for (req, _) in apis.values() {
         let _ = writeln!(
             out,
             "            ApiKey::{0} => Request::{0}({1}::{2}::decode(r, version)?),",

@@ -19,7 +19,9 @@ pub type AdminError = (i16, String);
 pub fn split_host_port(addr: &str) -> (String, i32) {
     match addr.rsplit_once(':') {
         Some((host, port)) => (
-            host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
             port.parse().unwrap_or(9092),
         ),
         None => (addr.to_string(), 9092),
@@ -61,10 +63,8 @@ async fn for_partitions(
     range: std::ops::Range<i32>,
     op_for: impl Fn() -> PartitionOp,
 ) -> Result<(), i16> {
-    let results = join_all(
-        range.map(|p| shard.partition_op(TopicPartition::new(topic, p), op_for())),
-    )
-    .await;
+    let results =
+        join_all(range.map(|p| shard.partition_op(TopicPartition::new(topic, p), op_for()))).await;
     for r in results {
         if let PartitionReply::Done(Err(code)) = r {
             return Err(code);
@@ -83,7 +83,10 @@ pub async fn create_topic(
 ) -> Result<TopicMeta, AdminError> {
     validate_name(name).map_err(|e| (topic_error_code(&e), e.to_string()))?;
     if name.starts_with("__") && name != CONSUMER_OFFSETS {
-        tracing::info!(topic = name, "creating a topic with a reserved-looking name");
+        tracing::info!(
+            topic = name,
+            "creating a topic with a reserved-looking name"
+        );
     }
     if !(1..=100_000).contains(&partitions) {
         return Err((

@@ -129,7 +129,8 @@ fn view(rt: &Runtime, meta: crate::topics::TopicMeta) -> TopicView {
     let configs = TOPIC_CONFIGS
         .iter()
         .filter_map(|def| {
-            let (value, source) = TopicConfig::resolve(def.name, &meta.configs, &rt.cluster.config)?;
+            let (value, source) =
+                TopicConfig::resolve(def.name, &meta.configs, &rt.cluster.config)?;
             Some(ConfigView {
                 name: def.name,
                 value,

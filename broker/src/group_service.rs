@@ -148,7 +148,11 @@ impl GroupService {
         }
     }
 
-    async fn wait(&self, responder: Responder, rx: async_channel::Receiver<GroupReply>) -> GroupReply {
+    async fn wait(
+        &self,
+        responder: Responder,
+        rx: async_channel::Receiver<GroupReply>,
+    ) -> GroupReply {
         let reply = rx
             .recv()
             .await
@@ -203,11 +207,14 @@ impl GroupService {
                 self.deliver(outputs);
                 self.wait(responder, rx).await
             }
-            GroupOp::Heartbeat { req, version } => GroupReply::Heartbeat(
-                self.coordinator.borrow_mut().heartbeat(now, &req, version),
-            ),
+            GroupOp::Heartbeat { req, version } => {
+                GroupReply::Heartbeat(self.coordinator.borrow_mut().heartbeat(now, &req, version))
+            }
             GroupOp::Leave { req, version } => {
-                let (resp, outputs) = self.coordinator.borrow_mut().leave_group(now, &req, version);
+                let (resp, outputs) = self
+                    .coordinator
+                    .borrow_mut()
+                    .leave_group(now, &req, version);
                 self.deliver(outputs);
                 GroupReply::Leave(resp)
             }
@@ -417,7 +424,12 @@ impl GroupService {
         }
         let mut builder = BatchBuilder::new(Compression::None);
         for (topic, partition) in &keys {
-            builder.push(now_ms(), Some(&offsets::encode_key(group, topic, *partition)), None, &[]);
+            builder.push(
+                now_ms(),
+                Some(&offsets::encode_key(group, topic, *partition)),
+                None,
+                &[],
+            );
         }
         self.append(shard, group, builder).await?;
         self.offsets.borrow_mut().remove(group);

@@ -23,7 +23,11 @@ use protocol::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use protocol::metadata_response::MetadataResponse;
 
 #[derive(Parser)]
-#[command(name = "floe", version, about = "Floe: a Kafka-compatible streaming storage engine")]
+#[command(
+    name = "floe",
+    version,
+    about = "Floe: a Kafka-compatible streaming storage engine"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -206,8 +210,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
 /// The cluster id, created once per data directory.
 fn cluster_id(data_dir: &std::path::Path) -> anyhow::Result<String> {
     let meta = data_dir.join("meta");
-    std::fs::create_dir_all(&meta)
-        .with_context(|| format!("cannot create {}", meta.display()))?;
+    std::fs::create_dir_all(&meta).with_context(|| format!("cannot create {}", meta.display()))?;
     let path = meta.join("cluster_id");
     if let Ok(id) = std::fs::read_to_string(&path) {
         return Ok(id.trim().to_string());
@@ -227,7 +230,12 @@ fn kafka_error(code: i16, message: Option<&str>) -> anyhow::Result<()> {
     }
 }
 
-fn topic_create(name: &str, partitions: i32, configs: &[String], broker: &str) -> anyhow::Result<()> {
+fn topic_create(
+    name: &str,
+    partitions: i32,
+    configs: &[String],
+    broker: &str,
+) -> anyhow::Result<()> {
     let mut client = Client::connect(broker)?;
     let configs = parse_pairs(configs)?
         .into_iter()
@@ -251,7 +259,10 @@ fn topic_create(name: &str, partitions: i32, configs: &[String], broker: &str) -
     for t in resp.topics {
         kafka_error(t.error_code, t.error_message.as_deref())
             .with_context(|| format!("cannot create topic {}", t.name))?;
-        println!("created topic {} with {} partitions", t.name, t.num_partitions);
+        println!(
+            "created topic {} with {} partitions",
+            t.name, t.num_partitions
+        );
     }
     Ok(())
 }
@@ -284,12 +295,21 @@ fn topic_list(all: bool, broker: &str) -> anyhow::Result<()> {
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     println!("{:<40} {:>10}", "TOPIC", "PARTITIONS");
     for t in topics {
-        println!("{:<40} {:>10}", t.name.unwrap_or_default(), t.partitions.len());
+        println!(
+            "{:<40} {:>10}",
+            t.name.unwrap_or_default(),
+            t.partitions.len()
+        );
     }
     Ok(())
 }
 
-fn offsets(client: &mut Client, name: &str, partitions: &[i32], ts: i64) -> anyhow::Result<BTreeMap<i32, i64>> {
+fn offsets(
+    client: &mut Client,
+    name: &str,
+    partitions: &[i32],
+    ts: i64,
+) -> anyhow::Result<BTreeMap<i32, i64>> {
     let req = ListOffsetsRequest {
         replica_id: -1,
         isolation_level: 0,
@@ -317,17 +337,29 @@ fn offsets(client: &mut Client, name: &str, partitions: &[i32], ts: i64) -> anyh
 fn topic_describe(name: &str, broker: &str) -> anyhow::Result<()> {
     let mut client = Client::connect(broker)?;
     let resp = metadata(&mut client, Some(vec![name.to_string()]))?;
-    let topic = resp.topics.into_iter().next().context("empty metadata response")?;
+    let topic = resp
+        .topics
+        .into_iter()
+        .next()
+        .context("empty metadata response")?;
     kafka_error(topic.error_code, None).with_context(|| format!("cannot describe topic {name}"))?;
     let partitions: Vec<i32> = topic.partitions.iter().map(|p| p.partition_index).collect();
     let start = offsets(&mut client, name, &partitions, -2)?;
     let end = offsets(&mut client, name, &partitions, -1)?;
-    let id: String = topic.topic_id.0.iter().map(|b| format!("{b:02x}")).collect();
+    let id: String = topic
+        .topic_id
+        .0
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     println!("topic      {name}");
     println!("id         {id}");
     println!("partitions {}", partitions.len());
     println!();
-    println!("{:>9} {:>7} {:>20} {:>20}", "PARTITION", "LEADER", "LOG START", "HIGH WATERMARK");
+    println!(
+        "{:>9} {:>7} {:>20} {:>20}",
+        "PARTITION", "LEADER", "LOG START", "HIGH WATERMARK"
+    );
     for p in &topic.partitions {
         println!(
             "{:>9} {:>7} {:>20} {:>20}",
@@ -358,13 +390,22 @@ fn topic_describe(name: &str, broker: &str) -> anyhow::Result<()> {
                 5 => "default",
                 _ => "other",
             };
-            println!("{:<28} {:<24} {source}", c.name, c.value.unwrap_or_default());
+            println!(
+                "{:<28} {:<24} {source}",
+                c.name,
+                c.value.unwrap_or_default()
+            );
         }
     }
     Ok(())
 }
 
-fn topic_alter(name: &str, configs: &[String], delete: &[String], broker: &str) -> anyhow::Result<()> {
+fn topic_alter(
+    name: &str,
+    configs: &[String],
+    delete: &[String],
+    broker: &str,
+) -> anyhow::Result<()> {
     if configs.is_empty() && delete.is_empty() {
         bail!("nothing to change: give --config KEY=VALUE or --delete-config KEY");
     }

@@ -67,7 +67,8 @@ impl<'a> Cursor<'a> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
     fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn i64(&mut self) -> Option<i64> {
         self.take(8).map(|b| {
@@ -123,7 +124,9 @@ pub fn apply(map: &mut OffsetMap, key: &[u8], value: Option<&[u8]>) {
             Some(c) => {
                 map.entry(group).or_default().insert((topic, partition), c);
             }
-            None => tracing::warn!(%group, %topic, partition, "skipping an unreadable offset value"),
+            None => {
+                tracing::warn!(%group, %topic, partition, "skipping an unreadable offset value")
+            }
         },
         None => {
             if let Some(g) = map.get_mut(&group) {
@@ -160,13 +163,18 @@ fn nullable<'a>(b: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
     Some(Some(out))
 }
 
+/// A record's key and value (`None` = null).
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 /// The (key, value) pairs of the records section of an uncompressed batch
 /// written by the broker itself. Stops at the first malformed record.
-pub fn key_values(records: &[u8]) -> Vec<(Option<&[u8]>, Option<&[u8]>)> {
+pub fn key_values(records: &[u8]) -> Vec<KeyValue<'_>> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < records.len() {
-        let Some(len) = varint(records, &mut pos) else { break };
+        let Some(len) = varint(records, &mut pos) else {
+            break;
+        };
         let Ok(len) = usize::try_from(len) else { break };
         let Some(end) = pos.checked_add(len).filter(|e| *e <= records.len()) else {
             break;
@@ -177,8 +185,12 @@ pub fn key_values(records: &[u8]) -> Vec<(Option<&[u8]>, Option<&[u8]>)> {
         if varint(rec, &mut p).is_none() || varint(rec, &mut p).is_none() {
             break; // timestamp delta, offset delta
         }
-        let Some(key) = nullable(rec, &mut p) else { break };
-        let Some(value) = nullable(rec, &mut p) else { break };
+        let Some(key) = nullable(rec, &mut p) else {
+            break;
+        };
+        let Some(value) = nullable(rec, &mut p) else {
+            break;
+        };
         out.push((key, value));
     }
     out

@@ -14,7 +14,9 @@ use glommio::sync::Semaphore;
 
 use crate::config::TopicConfig;
 use crate::error_code;
-use crate::log::{self, Disk, LogConfig, LogError, PartitionLog, ReadOutcome, RetentionPolicy, TimestampType};
+use crate::log::{
+    self, Disk, LogConfig, LogError, PartitionLog, ReadOutcome, RetentionPolicy, TimestampType,
+};
 use crate::producer_state::{BatchRecord, ProducerStates, SequenceCheck, last_sequence};
 use crate::topics::TopicPartition;
 
@@ -167,8 +169,7 @@ impl Partition {
                 return ProduceResult::error(error_code::from_log_error(&e), e.to_string());
             }
         };
-        let headers: Vec<log::BatchHeader> =
-            validated.batches().iter().map(|b| b.header).collect();
+        let headers: Vec<log::BatchHeader> = validated.batches().iter().map(|b| b.header).collect();
         let Ok(_permit) = self.append_lock.acquire_permit(1).await else {
             return ProduceResult::error(error_code::KAFKA_STORAGE_ERROR, "partition closed");
         };
@@ -196,7 +197,9 @@ impl Partition {
         if let Some(b) = duplicate {
             // A retry of a batch already written: answer with its offset.
             // It may not be durable yet if the first attempt is still syncing.
-            if acks == -1 && let Err(e) = self.log.sync().await {
+            if acks == -1
+                && let Err(e) = self.log.sync().await
+            {
                 return ProduceResult::error(error_code::from_log_error(&e), e.to_string());
             }
             return ProduceResult {

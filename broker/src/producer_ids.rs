@@ -83,7 +83,9 @@ impl ProducerIds {
         drop(f);
         std::fs::rename(&tmp, &self.path).map_err(err)?;
         if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(err)?;
         }
         Ok(())
     }

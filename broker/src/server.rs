@@ -89,9 +89,12 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<File, ServerError> {
 /// Runs the broker until a shutdown signal; blocks the calling thread.
 pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
     let _lock = lock_data_dir(&config.data_dir)?;
-    let kafka_addr: SocketAddr = config.kafka_addr.parse().map_err(|_| ServerError::Address {
-        addr: config.kafka_addr.clone(),
-    })?;
+    let kafka_addr: SocketAddr = config
+        .kafka_addr
+        .parse()
+        .map_err(|_| ServerError::Address {
+            addr: config.kafka_addr.clone(),
+        })?;
     // Shards bind with SO_REUSEPORT, which would silently share the port
     // with another broker of the same user: refuse when something answers.
     let probe = if kafka_addr.ip().is_unspecified() {
@@ -116,8 +119,9 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
     let topics = TopicRegistry::open(&meta_dir)?;
     let producer_ids = ProducerIds::open(&meta_dir)?;
     let cores = config.cores.max(1);
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..cores).map(|_| async_channel::unbounded::<ShardMsg>()).unzip();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..cores)
+        .map(|_| async_channel::unbounded::<ShardMsg>())
+        .unzip();
     let cluster = Arc::new(Cluster {
         config: Arc::new(config.clone()),
         topics,

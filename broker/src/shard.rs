@@ -169,9 +169,9 @@ impl Shard {
         if self.cluster.inboxes[owner].send(msg).await.is_err() {
             return PartitionReply::Done(Err(error_code::NOT_LEADER_OR_FOLLOWER));
         }
-        rx.recv()
-            .await
-            .unwrap_or(PartitionReply::Done(Err(error_code::NOT_LEADER_OR_FOLLOWER)))
+        rx.recv().await.unwrap_or(PartitionReply::Done(Err(
+            error_code::NOT_LEADER_OR_FOLLOWER,
+        )))
     }
 
     /// Runs a group op on the group's coordinator shard.
@@ -292,12 +292,10 @@ impl Shard {
             PartitionOp::ListOffset { timestamp } => {
                 PartitionReply::Offset(partition.list_offset(timestamp).await)
             }
-            PartitionOp::EndOffset => {
-                PartitionReply::Offset(Ok((partition.log_end_offset(), -1)))
+            PartitionOp::EndOffset => PartitionReply::Offset(Ok((partition.log_end_offset(), -1))),
+            PartitionOp::DeleteRecords { offset } => {
+                PartitionReply::Offset(partition.delete_records(offset).await.map(|low| (low, -1)))
             }
-            PartitionOp::DeleteRecords { offset } => PartitionReply::Offset(
-                partition.delete_records(offset).await.map(|low| (low, -1)),
-            ),
             PartitionOp::Open => PartitionReply::Done(Ok(())),
             PartitionOp::Reconfigure => {
                 let Some(meta) = self.cluster.topics.get(&tp.topic) else {
@@ -364,8 +362,12 @@ impl Shard {
 
     /// Closes every partition cleanly (writes the clean-shutdown markers).
     pub async fn close_all(&self) {
-        let partitions: Vec<Rc<Partition>> =
-            self.partitions.borrow_mut().drain().map(|(_, p)| p).collect();
+        let partitions: Vec<Rc<Partition>> = self
+            .partitions
+            .borrow_mut()
+            .drain()
+            .map(|(_, p)| p)
+            .collect();
         for p in partitions {
             if let Err(e) = p.close().await {
                 tracing::error!(partition = %p.tp, error = %e, "close failed");

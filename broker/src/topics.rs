@@ -118,7 +118,9 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
     {
-        return Err(invalid("only ASCII letters, digits, '.', '_' and '-' are allowed"));
+        return Err(invalid(
+            "only ASCII letters, digits, '.', '_' and '-' are allowed",
+        ));
     }
     Ok(())
 }
@@ -307,8 +309,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let reg = TopicRegistry::open(dir.path()).unwrap();
         let created = reg.create(meta("orders")).unwrap();
-        reg.set_configs("orders", BTreeMap::from([("retention.ms".into(), "5".into())]))
-            .unwrap();
+        reg.set_configs(
+            "orders",
+            BTreeMap::from([("retention.ms".into(), "5".into())]),
+        )
+        .unwrap();
         assert!(matches!(
             reg.create(meta("orders")),
             Err(TopicError::AlreadyExists { .. })

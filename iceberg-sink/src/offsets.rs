@@ -79,6 +79,9 @@ mod tests {
         assert!(CommittedOffsets::from_summary(&s).is_err());
         let mut s = BTreeMap::new();
         s.insert("other".to_string(), "zzz".to_string());
-        assert_eq!(CommittedOffsets::from_summary(&s).unwrap(), CommittedOffsets::default());
+        assert_eq!(
+            CommittedOffsets::from_summary(&s).unwrap(),
+            CommittedOffsets::default()
+        );
     }
 }

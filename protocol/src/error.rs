@@ -15,7 +15,9 @@ pub enum DecodeError {
         available: usize,
     },
     /// An array count that cannot fit in the bytes that remain.
-    #[error("array count {count} at byte {at} exceeds what the {remaining} remaining bytes can hold")]
+    #[error(
+        "array count {count} at byte {at} exceeds what the {remaining} remaining bytes can hold"
+    )]
     CountTooLarge {
         at: usize,
         count: u64,

@@ -8,10 +8,10 @@
 
 use bytes::Bytes;
 
+use crate::Message;
 use crate::error::{DecodeError, EncodeError};
 use crate::messages::ApiKey;
 use crate::wire::{Put, Reader};
-use crate::Message;
 
 /// Why the bytes on a connection cannot be framed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,7 +124,10 @@ pub fn encode_response<M: Message>(
 }
 
 /// Encodes a whole request frame (for tests, fuzz seeds and the load tool).
-pub fn encode_request<M: Message>(header: &RequestHeader, body: &M) -> Result<Vec<u8>, EncodeError> {
+pub fn encode_request<M: Message>(
+    header: &RequestHeader,
+    body: &M,
+) -> Result<Vec<u8>, EncodeError> {
     let mut w = Vec::with_capacity(64);
     w.put_i32(0);
     header.encode(&mut w)?;

@@ -285,14 +285,16 @@ pub trait Put {
     fn put_f64(&mut self, v: f64);
     fn put_uuid(&mut self, v: &Uuid);
     fn put_uvarint(&mut self, v: u32);
-    fn put_length(&mut self, len: Option<usize>, flexible: bool, wide: bool)
-    -> Result<(), EncodeError>;
+    fn put_length(
+        &mut self,
+        len: Option<usize>,
+        flexible: bool,
+        wide: bool,
+    ) -> Result<(), EncodeError>;
     fn put_string(&mut self, v: &str, flexible: bool) -> Result<(), EncodeError>;
-    fn put_nullable_string(&mut self, v: Option<&str>, flexible: bool)
-    -> Result<(), EncodeError>;
+    fn put_nullable_string(&mut self, v: Option<&str>, flexible: bool) -> Result<(), EncodeError>;
     fn put_bytes(&mut self, v: &[u8], flexible: bool) -> Result<(), EncodeError>;
-    fn put_nullable_bytes(&mut self, v: Option<&[u8]>, flexible: bool)
-    -> Result<(), EncodeError>;
+    fn put_nullable_bytes(&mut self, v: Option<&[u8]>, flexible: bool) -> Result<(), EncodeError>;
     fn put_array_len(&mut self, len: Option<usize>, flexible: bool) -> Result<(), EncodeError>;
 }
 

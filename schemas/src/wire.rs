@@ -79,7 +79,8 @@ pub fn parse_message_indexes(payload: &[u8]) -> Result<(Vec<i64>, &[u8]), WireEr
     let mut indexes = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let at = pos;
-        indexes.push(read_zigzag(payload, &mut pos).ok_or(WireError::MalformedMessageIndex { at })?);
+        indexes
+            .push(read_zigzag(payload, &mut pos).ok_or(WireError::MalformedMessageIndex { at })?);
     }
     Ok((indexes, &payload[pos..]))
 }
@@ -90,7 +91,10 @@ mod tests {
 
     #[test]
     fn rejects_short_and_unknown_magic() {
-        assert_eq!(Framed::parse(&[0, 0, 0]), Err(WireError::TooShort { len: 3 }));
+        assert_eq!(
+            Framed::parse(&[0, 0, 0]),
+            Err(WireError::TooShort { len: 3 })
+        );
         assert_eq!(
             Framed::parse(&[1, 0, 0, 0, 1, 9]),
             Err(WireError::UnknownMagic { magic: 1 })
@@ -99,7 +103,10 @@ mod tests {
 
     #[test]
     fn message_index_shortcut_and_path() {
-        assert_eq!(parse_message_indexes(&[0, 42]).unwrap(), (vec![0], &[42u8][..]));
+        assert_eq!(
+            parse_message_indexes(&[0, 42]).unwrap(),
+            (vec![0], &[42u8][..])
+        );
         // count 2 (zigzag 4), indexes 1 (2) and 3 (6)
         assert_eq!(
             parse_message_indexes(&[4, 2, 6, 42]).unwrap(),

@@ -43,12 +43,20 @@ impl SegmentName {
 
     /// Object key of the segment data.
     pub fn log_key(&self, topic: &str, partition: i32) -> String {
-        format!("{}/{}.log", partition_prefix(topic, partition), self.file_stem())
+        format!(
+            "{}/{}.log",
+            partition_prefix(topic, partition),
+            self.file_stem()
+        )
     }
 
     /// Object key of the segment's offset/time index.
     pub fn index_key(&self, topic: &str, partition: i32) -> String {
-        format!("{}/{}.index", partition_prefix(topic, partition), self.file_stem())
+        format!(
+            "{}/{}.index",
+            partition_prefix(topic, partition),
+            self.file_stem()
+        )
     }
 }
 

@@ -1,7 +1,7 @@
 //! ApiVersions (key 18): the APIs and versions this broker serves.
 
-use protocol::api_versions_response::{ApiVersion, ApiVersionsResponse};
 use protocol::api_versions_request::ApiVersionsRequest;
+use protocol::api_versions_response::{ApiVersion, ApiVersionsResponse};
 use protocol::{ApiKey, RequestHeader};
 
 use super::{Call, Outcome};

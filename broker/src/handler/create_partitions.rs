@@ -1,9 +1,7 @@
 //! CreatePartitions (key 37): grow a topic's partition count.
 
 use protocol::create_partitions_request::CreatePartitionsRequest;
-use protocol::create_partitions_response::{
-    CreatePartitionsResponse, CreatePartitionsTopicResult,
-};
+use protocol::create_partitions_response::{CreatePartitionsResponse, CreatePartitionsTopicResult};
 
 use super::Call;
 use crate::admin;

@@ -56,8 +56,11 @@ pub async fn handle(call: &Call<'_>, req: CreateTopicsRequest) -> CreateTopicsRe
                     TOPIC_CONFIGS
                         .iter()
                         .filter_map(|def| {
-                            let (value, source) =
-                                TopicConfig::resolve(def.name, &meta.configs, &shard.cluster.config)?;
+                            let (value, source) = TopicConfig::resolve(
+                                def.name,
+                                &meta.configs,
+                                &shard.cluster.config,
+                            )?;
                             Some(CreatableTopicConfigs {
                                 name: def.name.to_string(),
                                 value: Some(value),

@@ -11,7 +11,11 @@ use super::Call;
 use crate::error_code;
 
 pub fn handle(call: &Call<'_>, req: InitProducerIdRequest) -> InitProducerIdResponse {
-    if req.transactional_id.as_deref().is_some_and(|t| !t.is_empty()) {
+    if req
+        .transactional_id
+        .as_deref()
+        .is_some_and(|t| !t.is_empty())
+    {
         return InitProducerIdResponse {
             error_code: error_code::COORDINATOR_NOT_AVAILABLE,
             producer_id: -1,

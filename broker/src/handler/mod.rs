@@ -139,9 +139,10 @@ pub async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
         }
         Request::DescribeConfigs(req) => respond(&header, &describe_configs::handle(&call, req)),
         Request::AlterConfigs(req) => respond(&header, &alter_configs::handle(&call, req).await),
-        Request::IncrementalAlterConfigs(req) => {
-            respond(&header, &incremental_alter_configs::handle(&call, req).await)
-        }
+        Request::IncrementalAlterConfigs(req) => respond(
+            &header,
+            &incremental_alter_configs::handle(&call, req).await,
+        ),
         Request::DeleteRecords(req) => respond(&header, &delete_records::handle(&call, req).await),
         Request::OffsetForLeaderEpoch(req) => {
             respond(&header, &offset_for_leader_epoch::handle(&call, req).await)
@@ -158,12 +159,8 @@ pub async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
             respond(&header, &describe_groups::handle(&call, req).await)
         }
         Request::DeleteGroups(req) => respond(&header, &delete_groups::handle(&call, req).await),
-        Request::InitProducerId(req) => {
-            respond(&header, &init_producer_id::handle(&call, req))
-        }
-        Request::DescribeCluster(req) => {
-            respond(&header, &describe_cluster::handle(&call, req))
-        }
+        Request::InitProducerId(req) => respond(&header, &init_producer_id::handle(&call, req)),
+        Request::DescribeCluster(req) => respond(&header, &describe_cluster::handle(&call, req)),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }

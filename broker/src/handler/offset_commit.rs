@@ -44,9 +44,7 @@ pub async fn handle(call: &Call<'_>, req: OffsetCommitRequest) -> OffsetCommitRe
         };
         match shard.group_op(&req.group_id, op).await {
             GroupReply::Committed(list) => results.extend(list),
-            GroupReply::Error(code) => {
-                results.extend(keys.into_iter().map(|(t, p)| (t, p, code)))
-            }
+            GroupReply::Error(code) => results.extend(keys.into_iter().map(|(t, p)| (t, p, code))),
             other => unreachable!("commit answered with {other:?}"),
         }
     }

@@ -30,9 +30,12 @@ async fn fetch_group(
     }
 }
 
+/// One topic's partitions and their committed offsets.
+type TopicOffsets = (String, Vec<(i32, Option<Committed>)>);
+
 /// Groups the flat list by topic, keeping first-seen order.
-fn by_topic(list: Vec<(String, i32, Option<Committed>)>) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
-    let mut out: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+fn by_topic(list: Vec<(String, i32, Option<Committed>)>) -> Vec<TopicOffsets> {
+    let mut out: Vec<TopicOffsets> = Vec::new();
     for (t, p, c) in list {
         match out.iter_mut().find(|(name, _)| *name == t) {
             Some((_, v)) => v.push((p, c)),
@@ -63,7 +66,9 @@ pub async fn handle(call: &Call<'_>, req: OffsetFetchRequest) -> OffsetFetchResp
                                 .map(|(p, c)| OffsetFetchResponsePartitions {
                                     partition_index: p,
                                     committed_offset: c.as_ref().map_or(-1, |c| c.offset),
-                                    committed_leader_epoch: c.as_ref().map_or(-1, |c| c.leader_epoch),
+                                    committed_leader_epoch: c
+                                        .as_ref()
+                                        .map_or(-1, |c| c.leader_epoch),
                                     metadata: c.and_then(|c| c.metadata).or(Some(String::new())),
                                     error_code: error_code::NONE,
                                 })

@@ -2,9 +2,7 @@
 
 use futures_util::future::join_all;
 use protocol::produce_request::ProduceRequest;
-use protocol::produce_response::{
-    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
-};
+use protocol::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
 
 use super::Call;
 use crate::error_code;
@@ -16,7 +14,10 @@ pub async fn handle(call: &Call<'_>, req: ProduceRequest) -> ProduceResponse {
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
     if req.transactional_id.is_some() {
-        tracing::warn!(client = call.client_id(), "transactional produce is not supported");
+        tracing::warn!(
+            client = call.client_id(),
+            "transactional produce is not supported"
+        );
     }
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -26,7 +27,10 @@ pub async fn handle(call: &Call<'_>, req: ProduceRequest) -> ProduceResponse {
             let transactional = req.transactional_id.is_some();
             async move {
                 if !valid_acks {
-                    return (p.index, error_response(p.index, error_code::INVALID_REQUIRED_ACKS));
+                    return (
+                        p.index,
+                        error_response(p.index, error_code::INVALID_REQUIRED_ACKS),
+                    );
                 }
                 if transactional {
                     return (
@@ -35,7 +39,13 @@ pub async fn handle(call: &Call<'_>, req: ProduceRequest) -> ProduceResponse {
                     );
                 }
                 let reply = shard
-                    .partition_op(tp, PartitionOp::Produce { records: p.records, acks })
+                    .partition_op(
+                        tp,
+                        PartitionOp::Produce {
+                            records: p.records,
+                            acks,
+                        },
+                    )
                     .await;
                 let resp = match reply {
                     PartitionReply::Produced(r) => PartitionProduceResponse {
@@ -53,7 +63,11 @@ pub async fn handle(call: &Call<'_>, req: ProduceRequest) -> ProduceResponse {
                 (p.index, resp)
             }
         });
-        let partition_responses = join_all(futures).await.into_iter().map(|(_, r)| r).collect();
+        let partition_responses = join_all(futures)
+            .await
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         responses.push(TopicProduceResponse {
             name,
             partition_responses,

@@ -81,10 +81,10 @@ impl Disk {
                 let mut names = Vec::new();
                 for entry in std::fs::read_dir(dir).map_err(fail)? {
                     let entry = entry.map_err(fail)?;
-                    if entry.file_type().map_err(fail)?.is_file() {
-                        if let Some(name) = entry.file_name().to_str() {
-                            names.push(name.to_string());
-                        }
+                    if entry.file_type().map_err(fail)?.is_file()
+                        && let Some(name) = entry.file_name().to_str()
+                    {
+                        names.push(name.to_string());
                     }
                 }
                 names.sort();

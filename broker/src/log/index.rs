@@ -106,11 +106,11 @@ impl SegmentIndex {
     /// so that it survives a reload.
     pub fn encode_times(&self) -> Vec<u8> {
         let mut times = self.times.clone();
-        if let Some(last) = self.last_batch {
-            if self.max_timestamp >= 0 && times.last().is_none_or(|&(t, _)| self.max_timestamp > t)
-            {
-                times.push((self.max_timestamp, last));
-            }
+        if let Some(last) = self.last_batch
+            && self.max_timestamp >= 0
+            && times.last().is_none_or(|&(t, _)| self.max_timestamp > t)
+        {
+            times.push((self.max_timestamp, last));
         }
         let mut out = Vec::with_capacity(times.len() * TIME_ENTRY_LEN);
         for (ts, rel) in &times {
@@ -131,7 +131,9 @@ impl SegmentIndex {
         segment_size: u64,
         relative_end: u64,
     ) -> Option<SegmentIndex> {
-        if offsets.len() % OFFSET_ENTRY_LEN != 0 || times.len() % TIME_ENTRY_LEN != 0 {
+        if !offsets.len().is_multiple_of(OFFSET_ENTRY_LEN)
+            || !times.len().is_multiple_of(TIME_ENTRY_LEN)
+        {
             return None;
         }
         let mut index = SegmentIndex::new(interval_bytes);

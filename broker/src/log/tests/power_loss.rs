@@ -69,7 +69,7 @@ async fn power_cycle(
         })
         .collect();
     // One cut in four comes early, before the first sync of the cycle.
-    let turns = if next(rng) % 4 == 0 {
+    let turns = if next(rng).is_multiple_of(4) {
         next(rng) % 16
     } else {
         next(rng) % 400
