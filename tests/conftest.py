@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from floe_harness import Broker, floe_bin
+from floe_harness import Broker, BrokerError, floe_bin
 
 
 def pytest_report_header(config):
@@ -29,12 +29,27 @@ def floe_binary():
     return path
 
 
+# After this many tests in a row whose broker never came up, later tests fail at once
+# instead of each waiting out the startup timeout.
+MAX_FAILED_STARTS = 3
+_failed_starts = 0
+
+
 @pytest.fixture
 def broker(request, tmp_path, floe_binary):
     """A running broker: .bootstrap, .admin_addr, .data_dir, .stop(), .kill(), .start(), .topic(...)."""
+    global _failed_starts
+    if _failed_starts >= MAX_FAILED_STARTS:
+        pytest.fail(f"not starting floe: it failed to become healthy in the last {_failed_starts} tests "
+                    "(see the first failure for its log)", pytrace=False)
     b = Broker(floe_binary, tmp_path)
     request.node._floe_brokers = [b]
-    b.start()
+    try:
+        b.start()
+    except BrokerError:
+        _failed_starts += 1
+        raise
+    _failed_starts = 0
     yield b
     b.close()
 

@@ -299,7 +299,7 @@ def norm_headers(headers) -> list[tuple[str, bytes | None]]:
 
 
 def produce(bootstrap: str, topic: str, records: list[Rec], conf: dict | None = None,
-            timeout: float = 180.0) -> list[tuple[int, int]]:
+            timeout: float = 120.0) -> list[tuple[int, int]]:
     """Produce all records with acks=all and wait for every delivery report.
 
     Returns (partition, offset) per record, in order. Fails on any delivery error.
@@ -352,7 +352,7 @@ def watermarks(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[int, t
         c.close()
 
 
-def consume_all(bootstrap: str, topic: str, timeout: float = 120.0, conf: dict | None = None) -> dict[int, list[Consumed]]:
+def consume_all(bootstrap: str, topic: str, timeout: float = 90.0, conf: dict | None = None) -> dict[int, list[Consumed]]:
     """Read every partition from its low to its high watermark (taken first) with confluent-kafka.
 
     Asserts offsets are dense and in order. Returns {partition: [Consumed, ...]}.

@@ -64,11 +64,11 @@ def test_group_rebalance_commit_and_resume_after_restart(broker):
     members = [group_consumer(broker, group) for _ in range(3)]
     for c in members:
         c.subscribe([topic])
-    poll_until(members, lambda: balanced(members, 2), 90, "3 members with 2 partitions each")
+    poll_until(members, lambda: balanced(members, 2), 60, "3 members with 2 partitions each")
 
     # One leaves: the other two take over all six.
     members.pop().close()
-    poll_until(members, lambda: balanced(members, 3), 90, "2 members with 3 partitions each")
+    poll_until(members, lambda: balanced(members, 3), 60, "2 members with 3 partitions each")
 
     # Records arrive; each member processes its own partitions and commits synchronously
     # after offset 49, so the group's committed offset is 50 everywhere.
@@ -84,7 +84,7 @@ def test_group_rebalance_commit_and_resume_after_restart(broker):
             res = c.commit(message=m, asynchronous=False)
             assert all(tp.error is None for tp in res), res
 
-    poll_until(members, lambda: all(len(v) >= 100 for v in seen.values()), 90, "100 records per partition",
+    poll_until(members, lambda: all(len(v) >= 100 for v in seen.values()), 60, "100 records per partition",
                on_message=on_message)
     expected = {p: [] for p in range(PARTITIONS)}
     for r in batch(0, 100):
@@ -106,7 +106,7 @@ def test_group_rebalance_commit_and_resume_after_restart(broker):
 
         c.subscribe([topic])
         resumed: dict[int, list] = {p: [] for p in range(PARTITIONS)}
-        poll_until([c], lambda: all(len(v) >= 70 for v in resumed.values()), 90, "records 50..119",
+        poll_until([c], lambda: all(len(v) >= 70 for v in resumed.values()), 60, "records 50..119",
                    on_message=lambda _c, m: resumed[m.partition()].append((m.offset(), m.key(), m.value())))
         all_expected = {p: [] for p in range(PARTITIONS)}
         for r in batch(0, 120):
@@ -130,7 +130,7 @@ def test_every_group_gets_every_record(broker):
     try:
         for c in consumers:
             c.subscribe([topic])
-        poll_until(consumers, lambda: all(len(v) >= 300 for v in got.values()), 90, "both groups to read 300",
+        poll_until(consumers, lambda: all(len(v) >= 300 for v in got.values()), 60, "both groups to read 300",
                    on_message=lambda c, m: got[id(c)].append((m.key(), m.value())))
     finally:
         for c in consumers:

@@ -27,7 +27,7 @@ def kcat_lines(n: int, seed: int) -> bytes:
     return b"".join(lines)
 
 
-def run_kcat(kcat: str, *args: str, input_path=None, timeout: float = 180.0) -> bytes:
+def run_kcat(kcat: str, *args: str, input_path=None, timeout: float = 120.0) -> bytes:
     stdin = open(input_path, "rb") if input_path else subprocess.DEVNULL
     try:
         res = subprocess.run([kcat, *args], stdin=stdin, capture_output=True, timeout=timeout)

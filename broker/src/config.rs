@@ -50,6 +50,7 @@ pub struct FileConfig {
     pub auto_create_topics_enable: Option<bool>,
     pub num_partitions: Option<i32>,
     pub group_initial_rebalance_delay_ms: Option<i64>,
+    pub min_free_bytes: Option<u64>,
     /// Broker-wide defaults for topic configs, by Kafka name.
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
@@ -83,6 +84,9 @@ pub struct BrokerConfig {
     pub auto_create_topics_enable: bool,
     pub num_partitions: i32,
     pub group_initial_rebalance_delay_ms: i64,
+    /// Produce is refused below this much free space on the data disk;
+    /// `None`: 5% of the filesystem, at most 1 GiB.
+    pub min_free_bytes: Option<u64>,
     /// Broker-level overrides of topic config defaults (source
     /// STATIC_BROKER_CONFIG in DescribeConfigs).
     pub topic_defaults: BTreeMap<String, String>,
@@ -347,6 +351,7 @@ mod tests {
             auto_create_topics_enable: true,
             num_partitions: 1,
             group_initial_rebalance_delay_ms: 0,
+            min_free_bytes: None,
             topic_defaults: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
         }
     }

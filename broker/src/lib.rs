@@ -18,6 +18,7 @@ pub mod admin;
 pub mod admin_http;
 pub mod client;
 pub mod config;
+pub mod disk_guard;
 pub mod error_code;
 pub mod group;
 pub mod group_service;

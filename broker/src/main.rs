@@ -203,6 +203,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
         auto_create_topics_enable: file.auto_create_topics_enable.unwrap_or(true),
         num_partitions,
         group_initial_rebalance_delay_ms: file.group_initial_rebalance_delay_ms.unwrap_or(0),
+        min_free_bytes: file.min_free_bytes,
         topic_defaults: topic_defaults_from_toml(&file.topic_defaults)?,
     })
 }

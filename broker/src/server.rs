@@ -129,7 +129,9 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
         inboxes: senders,
         shutting_down: AtomicBool::new(false),
         metrics: Metrics::default(),
+        disk: crate::disk_guard::DiskGuard::new(&config.data_dir, config.min_free_bytes),
     });
+    cluster.disk.start();
     let runtime = Arc::new(Runtime {
         cluster: cluster.clone(),
         ready: Arc::new(AtomicBool::new(false)),

@@ -93,6 +93,7 @@ pub struct Cluster {
     pub inboxes: Vec<async_channel::Sender<ShardMsg>>,
     pub shutting_down: AtomicBool,
     pub metrics: crate::metrics::Metrics,
+    pub disk: Arc<crate::disk_guard::DiskGuard>,
 }
 
 impl Cluster {
@@ -280,6 +281,15 @@ impl Shard {
         };
         match op {
             PartitionOp::Produce { records, acks } => {
+                if let Some(reason) = self.cluster.disk.check() {
+                    return PartitionReply::Produced(ProduceResult {
+                        error_code: error_code::KAFKA_STORAGE_ERROR,
+                        error_message: Some(reason),
+                        base_offset: -1,
+                        log_append_time_ms: -1,
+                        log_start_offset: -1,
+                    });
+                }
                 PartitionReply::Produced(partition.produce(records, acks).await)
             }
             PartitionOp::Read { offset, max_bytes } => {
