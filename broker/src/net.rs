@@ -51,6 +51,22 @@ async fn handle_connection(shard: Rc<Shard>, mut stream: TcpStream) -> std::io::
         peer,
     };
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let metrics = &shard.cluster.metrics;
+    metrics.connections.inc();
+    let result = serve_frames(&shard, &ctx, &mut stream, &mut buf, peer, max).await;
+    metrics.connections.dec();
+    result
+}
+
+async fn serve_frames(
+    shard: &Shard,
+    ctx: &Context,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+    max: usize,
+) -> std::io::Result<()> {
+    let metrics = &shard.cluster.metrics;
     loop {
         match protocol::header::frame_size(&buf, max) {
             Err(e) => {
@@ -60,8 +76,12 @@ async fn handle_connection(shard: Rc<Shard>, mut stream: TcpStream) -> std::io::
             Ok(Some(size)) if buf.len() >= 4 + size => {
                 let mut frame = buf.split_to(4 + size);
                 let body = frame.split_off(4).freeze();
-                match handler::dispatch(&ctx, body).await {
-                    Outcome::Respond(bytes) => stream.write_all(&bytes).await?,
+                metrics.request_bytes.inc_by(4 + size as u64);
+                match handler::dispatch(ctx, body).await {
+                    Outcome::Respond(bytes) => {
+                        metrics.response_bytes.inc_by(bytes.len() as u64);
+                        stream.write_all(&bytes).await?
+                    }
                     Outcome::NoResponse => {}
                     Outcome::Close(reason) => {
                         tracing::warn!(%peer, %reason, "closing connection");

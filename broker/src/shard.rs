@@ -290,10 +290,27 @@ impl Shard {
                         log_start_offset: -1,
                     });
                 }
-                PartitionReply::Produced(partition.produce(records, acks).await)
+                let size = records.as_ref().map_or(0, |r| r.len() as u64);
+                let result = partition.produce(records, acks).await;
+                let metrics = &self.cluster.metrics;
+                if result.error_code == error_code::NONE {
+                    metrics.produced_bytes.inc_by(size);
+                    metrics.produced_batches.inc();
+                } else {
+                    metrics
+                        .produce_errors
+                        .get_or_create(&crate::metrics::CodeLabels {
+                            code: result.error_code,
+                        })
+                        .inc();
+                }
+                PartitionReply::Produced(result)
             }
             PartitionOp::Read { offset, max_bytes } => {
-                PartitionReply::Read(partition.read(offset, max_bytes).await)
+                let result = partition.read(offset, max_bytes).await;
+                let size = result.records.as_ref().map_or(0, |r| r.len() as u64);
+                self.cluster.metrics.fetched_bytes.inc_by(size);
+                PartitionReply::Read(result)
             }
             PartitionOp::WaitForData { offset, timeout } => {
                 partition.wait_for_data(offset, timeout).await;

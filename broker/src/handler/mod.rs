@@ -86,7 +86,10 @@ pub async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
     let mut r = Reader::new(frame);
     let header = match RequestHeader::decode(&mut r) {
         Ok(h) => h,
-        Err(e) => return Outcome::Close(format!("malformed request header: {e}")),
+        Err(e) => {
+            ctx.shard.cluster.metrics.closed_bad_requests.inc();
+            return Outcome::Close(format!("malformed request header: {e}"));
+        }
     };
     let Some(api) = ApiKey::from_i16(header.api_key) else {
         return Outcome::Close(format!("unknown api key {}", header.api_key));
@@ -106,6 +109,7 @@ pub async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
     let request = match Request::decode(api, header.api_version, &mut r) {
         Ok(req) => req,
         Err(e) => {
+            ctx.shard.cluster.metrics.closed_bad_requests.inc();
             return Outcome::Close(format!(
                 "malformed {} v{} request: {e}",
                 api.name(),
@@ -113,6 +117,12 @@ pub async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
             ));
         }
     };
+    ctx.shard
+        .cluster
+        .metrics
+        .requests
+        .get_or_create(&crate::metrics::ApiLabels { api: api.name() })
+        .inc();
     let call = Call {
         ctx,
         header: &header,
