@@ -43,7 +43,7 @@ def broker(request, tmp_path, floe_binary):
         pytest.fail(f"not starting floe: it failed to become healthy in the last {_failed_starts} tests "
                     "(see the first failure for its log)", pytrace=False)
     b = Broker(floe_binary, tmp_path)
-    request.node._floe_brokers = [b]
+    _attach_log(request, b)
     try:
         b.start()
     except BrokerError:
@@ -52,6 +52,32 @@ def broker(request, tmp_path, floe_binary):
     _failed_starts = 0
     yield b
     b.close()
+
+
+@pytest.fixture
+def make_broker(request, floe_binary):
+    """Factory for brokers with their own data dir or flags: make_broker(workdir, *extra_args).
+
+    Returns a started Broker (start=False: not started); its log is attached to a failure
+    report, and it is stopped at teardown.
+    """
+    made = []
+
+    def make(workdir, *extra_args, start=True):
+        b = Broker(floe_binary, workdir, tuple(extra_args))
+        made.append(b)
+        _attach_log(request, b)
+        if start:
+            b.start()
+        return b
+
+    yield make
+    for b in made:
+        b.close()
+
+
+def _attach_log(request, broker: Broker) -> None:
+    request.node._floe_brokers = [*getattr(request.node, "_floe_brokers", []), broker]
 
 
 @pytest.fixture(scope="session")

@@ -163,7 +163,9 @@ class Broker:
         try:
             socket.create_connection((host, int(port)), timeout=5).close()
         except OSError as e:
-            raise BrokerError(f"/health is 200 but the Kafka port {self.bootstrap} refuses: {e}\n{self.log_tail()}")
+            raise BrokerError(
+                f"/health is 200 but the Kafka port {self.bootstrap} refuses: {e}\n{self.log_tail()}"
+            ) from e
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT, expect_clean: bool = True) -> int | None:
         """SIGTERM (graceful shutdown) and wait. Returns the exit code."""
@@ -174,10 +176,14 @@ class Broker:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise BrokerError(f"floe did not exit within {timeout:.0f}s of SIGTERM; killed\n{self.log_tail()}")
+            raise BrokerError(
+                f"floe did not exit within {timeout:.0f}s of SIGTERM; killed\n{self.log_tail()}"
+            ) from None
         self._reap_group()
         if expect_clean and rc != 0:
-            raise BrokerError(f"floe exited with code {rc} after SIGTERM (graceful shutdown expects 0)\n{self.log_tail()}")
+            raise BrokerError(
+                f"floe exited with code {rc} after SIGTERM (graceful shutdown expects 0)\n{self.log_tail()}"
+            )
         return rc
 
     def kill(self) -> None:
@@ -352,7 +358,8 @@ def watermarks(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[int, t
         c.close()
 
 
-def consume_all(bootstrap: str, topic: str, timeout: float = 90.0, conf: dict | None = None) -> dict[int, list[Consumed]]:
+def consume_all(bootstrap: str, topic: str, timeout: float = 90.0,
+                conf: dict | None = None) -> dict[int, list[Consumed]]:
     """Read every partition from its low to its high watermark (taken first) with confluent-kafka.
 
     Asserts offsets are dense and in order. Returns {partition: [Consumed, ...]}.
@@ -403,11 +410,13 @@ def assert_records_at(consumed: dict[int, list[Consumed]], records: list[Rec], r
     from confluent_kafka import TIMESTAMP_CREATE_TIME
 
     index = {(m.partition, m.offset): m for msgs in consumed.values() for m in msgs}
+    assert len(records) == len(reports)
     for i, (r, (p, off)) in enumerate(zip(records, reports)):
         m = index.get((p, off))
         assert m is not None, f"record {i} acknowledged at {p}/{off} is missing"
         assert m.key == r.key, f"record {i} at {p}/{off}: key {m.key!r} != {r.key!r}"
-        assert m.value == r.value, f"record {i} at {p}/{off}: value differs (len {len(m.value or b'')} vs {len(r.value or b'')})"
+        assert m.value == r.value, \
+            f"record {i} at {p}/{off}: value differs (len {len(m.value or b'')} vs {len(r.value or b'')})"
         assert m.headers == norm_headers(r.headers), f"record {i} at {p}/{off}: headers {m.headers} != {r.headers}"
         if check_timestamps and r.timestamp is not None:
             assert m.timestamp == (TIMESTAMP_CREATE_TIME, r.timestamp), f"record {i}: timestamp {m.timestamp}"

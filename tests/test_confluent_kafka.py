@@ -153,7 +153,8 @@ def test_topic_configs_describe_alter_survive_restart(broker):
     topic = unique_topic("ck-configs")
     configs = {"retention.ms": "3600000", "segment.bytes": "2097152", "cleanup.policy": "delete",
                "max.message.bytes": "2000000"}
-    admin_result(broker, "create_topics", [NewTopic(topic, num_partitions=2, replication_factor=1, config=configs)], topic)
+    admin_result(broker, "create_topics", [NewTopic(topic, num_partitions=2, replication_factor=1, config=configs)],
+                 topic)
     assert topic_partitions(broker, topic) == 2
 
     def check_created(entries):

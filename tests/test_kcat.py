@@ -34,7 +34,8 @@ def run_kcat(kcat: str, *args: str, input_path=None, timeout: float = 120.0) -> 
     finally:
         if input_path:
             stdin.close()
-    assert res.returncode == 0, f"kcat {' '.join(args)} exited {res.returncode}\nstderr:\n{res.stderr.decode(errors='replace')}"
+    stderr = res.stderr.decode(errors="replace")
+    assert res.returncode == 0, f"kcat {' '.join(args)} exited {res.returncode}\nstderr:\n{stderr}"
     return res.stdout
 
 

@@ -51,6 +51,16 @@ pub struct ReadResult {
     pub records: Option<Bytes>,
 }
 
+/// File name of the producer-state snapshot in the partition directory.
+const PRODUCER_SNAPSHOT: &str = "producer-state.json";
+
+/// Producer state as of `end_offset` (exclusive).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ProducerSnapshot {
+    end_offset: i64,
+    producers: Vec<crate::producer_state::SnapshotEntry>,
+}
+
 /// A partition of this shard.
 pub struct Partition {
     pub tp: TopicPartition,
@@ -62,6 +72,8 @@ pub struct Partition {
     append_lock: Semaphore,
     /// Notified after every append, for long-polling fetches.
     appended: Event,
+    /// End offset of the last snapshot written.
+    snapshot_end: std::cell::Cell<i64>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -100,17 +112,70 @@ impl Partition {
             config: RefCell::new(config),
             append_lock: Semaphore::new(1),
             appended: Event::new(),
+            snapshot_end: std::cell::Cell::new(-1),
         };
         partition.rebuild_producer_state().await?;
         Ok(Rc::new(partition))
     }
 
-    /// Replays batch headers from the log to rebuild the deduplication state
-    /// of idempotent producers.
+    fn snapshot_path(&self) -> PathBuf {
+        self.log.dir().join(PRODUCER_SNAPSHOT)
+    }
+
+    /// Loads the producer-state snapshot, if it is readable and does not
+    /// reach beyond the recovered log.
+    fn load_snapshot(&self) -> Option<ProducerSnapshot> {
+        let bytes = std::fs::read(self.snapshot_path()).ok()?;
+        let snap: ProducerSnapshot = match serde_json::from_slice(&bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(partition = %self.tp, error = %e, "ignoring an unreadable producer-state snapshot");
+                return None;
+            }
+        };
+        let usable = snap.end_offset <= self.log.log_end_offset()
+            && snap.end_offset >= self.log.log_start_offset();
+        usable.then_some(snap)
+    }
+
+    /// Writes the producer state as of the durable offset: the log can never
+    /// be truncated below it, so the snapshot never names a batch the log
+    /// lost. Written atomically (temp + rename); a torn or stale snapshot
+    /// only costs a longer replay.
+    pub fn write_snapshot(&self) {
+        let end_offset = self.log.durable_offset();
+        if end_offset <= self.snapshot_end.get() {
+            return;
+        }
+        let snap = ProducerSnapshot {
+            end_offset,
+            producers: self.producers.borrow().snapshot(end_offset),
+        };
+        let path = self.snapshot_path();
+        let tmp = path.with_extension("tmp");
+        let result = serde_json::to_vec(&snap)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        match result {
+            Ok(()) => self.snapshot_end.set(end_offset),
+            Err(e) => {
+                tracing::warn!(partition = %self.tp, error = %e, "cannot write the producer-state snapshot")
+            }
+        }
+    }
+
+    /// Rebuilds the deduplication state of idempotent producers: the latest
+    /// snapshot, then the batch headers of the log after it.
     async fn rebuild_producer_state(&self) -> Result<(), LogError> {
-        let mut offset = self.log.log_start_offset();
         let end = self.log.log_end_offset();
-        let mut states = ProducerStates::default();
+        let (mut offset, mut states) = match self.load_snapshot() {
+            Some(snap) => (
+                snap.end_offset,
+                ProducerStates::from_snapshot(&snap.producers),
+            ),
+            None => (self.log.log_start_offset(), ProducerStates::default()),
+        };
         while offset < end {
             let chunk = match self.log.read(offset, 4 << 20).await? {
                 ReadOutcome::Records { bytes, .. } if !bytes.is_empty() => bytes,
@@ -355,9 +420,11 @@ impl Partition {
         Ok(())
     }
 
-    /// Flushes and writes the clean-shutdown marker.
+    /// Flushes, snapshots producer state and writes the clean-shutdown marker.
     pub async fn close(&self) -> Result<(), LogError> {
-        self.log.close().await
+        self.log.close().await?;
+        self.write_snapshot();
+        Ok(())
     }
 
     /// Removes the partition's files.

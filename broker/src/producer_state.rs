@@ -55,6 +55,15 @@ fn next_sequence(seq: i32) -> i32 {
     if seq == i32::MAX { 0 } else { seq + 1 }
 }
 
+/// One producer in a snapshot: id, epoch, remembered batches.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotEntry {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// `(first_seq, last_seq, base_offset, last_offset)`, oldest first.
+    pub batches: Vec<(i32, i32, i64, i64)>,
+}
+
 /// Producer states of one partition.
 #[derive(Debug, Default)]
 pub struct ProducerStates {
@@ -144,6 +153,47 @@ impl ProducerStates {
         });
     }
 
+    /// The state as of `end_offset`: only batches that end below it.
+    pub fn snapshot(&self, end_offset: i64) -> Vec<SnapshotEntry> {
+        let mut out: Vec<SnapshotEntry> = self
+            .producers
+            .iter()
+            .map(|(id, e)| SnapshotEntry {
+                producer_id: *id,
+                epoch: e.epoch,
+                batches: e
+                    .batches
+                    .iter()
+                    .filter(|b| b.last_offset < end_offset)
+                    .map(|b| (b.first_seq, b.last_seq, b.base_offset, b.last_offset))
+                    .collect(),
+            })
+            .filter(|e| !e.batches.is_empty())
+            .collect();
+        out.sort_by_key(|e| e.producer_id);
+        out
+    }
+
+    /// Rebuilds the state from a snapshot.
+    pub fn from_snapshot(entries: &[SnapshotEntry]) -> ProducerStates {
+        let mut states = ProducerStates::default();
+        for e in entries {
+            for &(first_seq, last_seq, base_offset, last_offset) in &e.batches {
+                states.record(
+                    e.producer_id,
+                    e.epoch,
+                    BatchRecord {
+                        first_seq,
+                        last_seq,
+                        base_offset,
+                        last_offset,
+                    },
+                );
+            }
+        }
+        states
+    }
+
     pub fn len(&self) -> usize {
         self.producers.len()
     }
@@ -217,6 +267,30 @@ mod tests {
             SequenceCheck::Reject(error_code::DUPLICATE_SEQUENCE_NUMBER)
         );
         assert_eq!(s.check(1, 0, 8, 8), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn snapshots_keep_only_batches_below_the_end_and_round_trip() {
+        let mut s = ProducerStates::default();
+        s.record(1, 2, batch(0, 4, 0));
+        s.record(1, 2, batch(5, 9, 5));
+        s.record(3, 0, batch(0, 0, 20));
+        let snap = s.snapshot(10);
+        assert_eq!(
+            snap.len(),
+            1,
+            "producer 3's batch at offset 20 is beyond the end"
+        );
+        let back = ProducerStates::from_snapshot(&snap);
+        assert!(matches!(
+            back.check(1, 2, 5, 9),
+            SequenceCheck::Duplicate(_)
+        ));
+        assert_eq!(back.check(1, 2, 10, 12), SequenceCheck::Append);
+        assert_eq!(
+            back.check(3, 0, 1, 1),
+            SequenceCheck::Reject(error_code::UNKNOWN_PRODUCER_ID)
+        );
     }
 
     #[test]

@@ -376,7 +376,8 @@ impl Shard {
         }
     }
 
-    /// Applies retention to every open partition.
+    /// Applies retention to every open partition and snapshots producer
+    /// state (bounding the log replay of the next start).
     pub async fn apply_retention(&self) {
         let partitions: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
         let now = now_ms();
@@ -384,6 +385,7 @@ impl Shard {
             if let Err(e) = p.apply_retention(now).await {
                 tracing::error!(partition = %p.tp, error = %e, "retention failed");
             }
+            p.write_snapshot();
         }
     }
 
