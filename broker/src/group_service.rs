@@ -112,9 +112,10 @@ pub struct GroupService {
 }
 
 impl GroupService {
-    pub fn new(_shard_id: usize, cluster: Arc<Cluster>) -> GroupService {
+    pub fn new(shard_id: usize, cluster: Arc<Cluster>) -> GroupService {
         let config = CoordinatorConfig {
             initial_rebalance_delay_ms: cluster.config.group_initial_rebalance_delay_ms,
+            member_id_seed: ((shard_id as u64) << 32) ^ now_ms() as u64,
             ..CoordinatorConfig::default()
         };
         GroupService {
@@ -264,7 +265,11 @@ impl GroupService {
                     );
                 }
                 let code = match self.store_offsets(shard, &group_id, &entries, now).await {
-                    Ok(()) => error_code::NONE,
+                    Ok(()) => {
+                        // Offsets-only groups are listed and described as Empty.
+                        self.coordinator.borrow_mut().ensure_group(&group_id);
+                        error_code::NONE
+                    }
                     Err(code) => code,
                 };
                 GroupReply::Committed(entries.into_iter().map(|(t, p, ..)| (t, p, code)).collect())
@@ -372,6 +377,15 @@ impl GroupService {
             }
             if offset >= r.high_watermark {
                 break;
+            }
+        }
+        {
+            let groups: Vec<String> = self.offsets.borrow().keys().cloned().collect();
+            let mut coordinator = self.coordinator.borrow_mut();
+            for g in groups {
+                if Cluster::offsets_partition(&g) == tp.partition {
+                    coordinator.ensure_group(&g);
+                }
             }
         }
         tracing::info!(partition = %tp, records = loaded, "loaded committed offsets");
