@@ -94,8 +94,10 @@ async fn serve_frames(
                 continue;
             }
             Ok(Some(size)) => {
-                // Make room for the rest of this frame in one allocation.
-                buf.reserve(4 + size - buf.len());
+                // Grow toward the announced size as bytes arrive, never ahead
+                // of them by more than 1 MiB: an announced 100 MiB frame that
+                // never comes costs nothing.
+                buf.reserve((4 + size - buf.len()).min(1 << 20));
             }
             Ok(None) => {}
         }
