@@ -56,6 +56,36 @@ pub fn validate_configs<'a>(
     Ok(out)
 }
 
+/// The topic a config-altering request names: only topic resources
+/// (type 2) can be altered.
+pub fn alterable_topic(
+    shard: &Shard,
+    resource_type: i8,
+    name: &str,
+) -> Result<TopicMeta, AdminError> {
+    const RESOURCE_TOPIC: i8 = 2;
+    if resource_type != RESOURCE_TOPIC {
+        return Err((
+            error_code::INVALID_REQUEST,
+            format!("only topic configs can be altered (resource type {resource_type})"),
+        ));
+    }
+    shard.cluster.topics.get(name).ok_or_else(|| {
+        (
+            error_code::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic {name} does not exist"),
+        )
+    })
+}
+
+/// The `(error_code, error_message)` pair of an admin outcome.
+pub fn outcome_codes<T>(outcome: Result<T, AdminError>) -> (i16, Option<String>) {
+    match outcome {
+        Ok(_) => (error_code::NONE, None),
+        Err((code, message)) => (code, Some(message)),
+    }
+}
+
 /// Runs `op_for(p)` on every partition in `range` of `topic`, concurrently.
 async fn for_partitions(
     shard: &Shard,

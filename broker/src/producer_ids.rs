@@ -4,7 +4,6 @@
 //! (written, fdatasync'ed, renamed, directory fsync'ed) before any id of the
 //! block is given out, so an id is never handed out twice across restarts.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -76,18 +75,7 @@ impl ProducerIds {
             path: self.path.clone(),
             source,
         };
-        let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(block_end.to_string().as_bytes()).map_err(err)?;
-        f.sync_data().map_err(err)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(err)?;
-        }
-        Ok(())
+        crate::topics::replace_durably(&self.path, block_end.to_string().as_bytes()).map_err(err)
     }
 }
 

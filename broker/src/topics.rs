@@ -125,6 +125,23 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// Replaces `path` with `bytes` atomically and durably: write a temporary
+/// file, fdatasync it, rename it over `path`, fsync the directory.
+pub fn replace_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_data()?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct TopicsFile {
     topics: Vec<TopicMeta>,
@@ -211,18 +228,7 @@ impl TopicRegistry {
             topics: topics.values().cloned().collect(),
         };
         let bytes = serde_json::to_vec_pretty(&file).expect("topic metadata serializes");
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&bytes).map_err(err)?;
-        f.sync_data().map_err(err)?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Some(dir) = self.path.parent() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(err)?;
-        }
-        Ok(())
+        replace_durably(&self.path, &bytes).map_err(err)
     }
 
     /// Creates a topic; fails if it exists.

@@ -6,7 +6,6 @@ use protocol::incremental_alter_configs_response::{
 };
 
 use super::Call;
-use super::describe_configs::RESOURCE_TOPIC;
 use crate::admin;
 use crate::config::{topic_config_def, validate_topic_config};
 use crate::error_code;
@@ -22,21 +21,7 @@ pub async fn handle(
     let mut responses = Vec::with_capacity(req.resources.len());
     for res in req.resources {
         let outcome = async {
-            if res.resource_type != RESOURCE_TOPIC {
-                return Err((
-                    error_code::INVALID_REQUEST,
-                    format!(
-                        "only topic configs can be altered (resource type {})",
-                        res.resource_type
-                    ),
-                ));
-            }
-            let Some(meta) = shard.cluster.topics.get(&res.resource_name) else {
-                return Err((
-                    error_code::UNKNOWN_TOPIC_OR_PARTITION,
-                    format!("topic {} does not exist", res.resource_name),
-                ));
-            };
+            let meta = admin::alterable_topic(shard, res.resource_type, &res.resource_name)?;
             let mut configs = meta.configs.clone();
             for c in &res.configs {
                 match c.config_operation {
@@ -72,10 +57,7 @@ pub async fn handle(
             admin::set_topic_configs(shard, &res.resource_name, configs).await
         }
         .await;
-        let (error_code, error_message) = match outcome {
-            Ok(()) => (error_code::NONE, None),
-            Err((code, message)) => (code, Some(message)),
-        };
+        let (error_code, error_message) = admin::outcome_codes(outcome);
         responses.push(AlterConfigsResourceResponse {
             error_code,
             error_message,

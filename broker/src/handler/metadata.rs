@@ -41,9 +41,13 @@ pub async fn handle(call: &Call<'_>, req: MetadataRequest) -> MetadataResponse {
     let node = config.node_id;
     let (host, port) = admin::split_host_port(&config.advertised_addr);
     let mut topics = Vec::new();
+    // v0 sends an empty list for "all topics"; v1+ sends null.
+    let all = match &req.topics {
+        None => true,
+        Some(list) => list.is_empty() && call.version == 0,
+    };
     match req.topics {
-        // v0 sends an empty list for "all topics"; v1+ sends null.
-        None => {
+        _ if all => {
             topics.extend(
                 shard
                     .cluster
@@ -53,16 +57,7 @@ pub async fn handle(call: &Call<'_>, req: MetadataRequest) -> MetadataResponse {
                     .map(|m| topic_entry(node, m)),
             );
         }
-        Some(list) if list.is_empty() && call.version == 0 => {
-            topics.extend(
-                shard
-                    .cluster
-                    .topics
-                    .list()
-                    .iter()
-                    .map(|m| topic_entry(node, m)),
-            );
-        }
+        None => {}
         Some(list) => {
             for requested in list {
                 let meta = match &requested.name {
