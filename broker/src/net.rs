@@ -68,7 +68,7 @@ async fn serve_frames(
 ) -> std::io::Result<()> {
     let metrics = &shard.cluster.metrics;
     loop {
-        match protocol::header::frame_size(&buf, max) {
+        match protocol::header::frame_size(buf, max) {
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");
                 return Ok(());
