@@ -2,13 +2,16 @@
 //!
 //! Every shard binds the same address (glommio sets SO_REUSEPORT), so the
 //! kernel spreads connections across shards. A connection's requests are
-//! handled one at a time, in order, as Kafka does; a partial frame is a
-//! normal state that waits for more bytes.
+//! dispatched in order; the slow tail of a request (the fdatasync of an
+//! acks=all produce, a long-polling fetch) finishes while the next requests
+//! are read, and responses are written in request order. A partial frame is
+//! a normal state that waits for more bytes.
 
 use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::BytesMut;
+use futures_lite::io::{ReadHalf, WriteHalf};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
@@ -16,6 +19,8 @@ use crate::handler::{self, Context, Outcome};
 use crate::shard::Shard;
 
 const READ_CHUNK: usize = 64 * 1024;
+/// Requests of one connection in flight at once (read but not answered).
+const MAX_IN_FLIGHT: usize = 32;
 
 /// Accepts connections until shutdown.
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
@@ -42,51 +47,61 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-async fn handle_connection(shard: Rc<Shard>, mut stream: TcpStream) -> std::io::Result<()> {
+async fn handle_connection(shard: Rc<Shard>, stream: TcpStream) -> std::io::Result<()> {
     let peer: SocketAddr = stream.peer_addr()?;
     stream.set_nodelay(true)?;
-    let max = shard.cluster.config.socket_request_max_bytes;
     let ctx = Context {
         shard: shard.clone(),
         peer,
     };
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let metrics = &shard.cluster.metrics;
     metrics.connections.inc();
-    let result = serve_frames(&shard, &ctx, &mut stream, &mut buf, peer, max).await;
+    let (reader, writer) = futures_lite::io::split(stream);
+    // Responses in request order; a bounded queue so a client that never
+    // reads its responses stops being read from.
+    let (queue, pending) = async_channel::bounded::<Outcome>(MAX_IN_FLIGHT);
+    let writing = glommio::spawn_local(write_responses(shard.clone(), writer, pending, peer));
+    let result = read_requests(&shard, &ctx, reader, &queue, peer).await;
+    queue.close();
+    let written = writing.await;
     metrics.connections.dec();
-    result
+    result.and(written)
 }
 
-async fn serve_frames(
+/// Reads frames and dispatches them in order; what is not answered at once
+/// (an acks=all fdatasync, a long poll) is queued and finishes meanwhile.
+async fn read_requests(
     shard: &Shard,
     ctx: &Context,
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
+    mut reader: ReadHalf<TcpStream>,
+    queue: &async_channel::Sender<Outcome>,
     peer: SocketAddr,
-    max: usize,
 ) -> std::io::Result<()> {
     let metrics = &shard.cluster.metrics;
+    let max = shard.cluster.config.socket_request_max_bytes;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        match protocol::header::frame_size(buf, max) {
+        match protocol::header::frame_size(&buf, max) {
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                let _ = queue.send(Outcome::Close(e.to_string())).await;
                 return Ok(());
             }
             Ok(Some(size)) if buf.len() >= 4 + size => {
                 let mut frame = buf.split_to(4 + size);
                 let body = frame.split_off(4).freeze();
                 metrics.request_bytes.inc_by(4 + size as u64);
-                match handler::dispatch(ctx, body).await {
-                    Outcome::Respond(bytes) => {
-                        metrics.response_bytes.inc_by(bytes.len() as u64);
-                        stream.write_all(&bytes).await?
+                let outcome = match handler::dispatch(ctx, body).await {
+                    // Start the rest now, so consecutive requests' syncs and
+                    // waits overlap; the writer awaits them in order.
+                    Outcome::Deferred(rest) => {
+                        Outcome::Deferred(Box::pin(glommio::spawn_local(rest)))
                     }
-                    Outcome::NoResponse => {}
-                    Outcome::Close(reason) => {
-                        tracing::warn!(%peer, %reason, "closing connection");
-                        return Ok(());
-                    }
+                    other => other,
+                };
+                let closing = matches!(outcome, Outcome::Close(_));
+                if queue.send(outcome).await.is_err() || closing {
+                    return Ok(());
                 }
                 if shard.cluster.is_shutting_down() {
                     return Ok(());
@@ -104,10 +119,39 @@ async fn serve_frames(
         let len = buf.len();
         let room = (buf.capacity() - len).max(READ_CHUNK);
         buf.resize(len + room, 0);
-        let n = stream.read(&mut buf[len..]).await?;
+        let n = reader.read(&mut buf[len..]).await?;
         buf.truncate(len + n);
         if n == 0 {
             return Ok(());
         }
     }
+}
+
+/// Writes responses in request order, finishing deferred ones first.
+async fn write_responses(
+    shard: Rc<Shard>,
+    mut writer: WriteHalf<TcpStream>,
+    pending: async_channel::Receiver<Outcome>,
+    peer: SocketAddr,
+) -> std::io::Result<()> {
+    let metrics = &shard.cluster.metrics;
+    while let Ok(mut outcome) = pending.recv().await {
+        if let Outcome::Deferred(rest) = outcome {
+            outcome = rest.await;
+        }
+        match outcome {
+            Outcome::Respond(bytes) => {
+                metrics.response_bytes.inc_by(bytes.len() as u64);
+                writer.write_all(&bytes).await?;
+            }
+            Outcome::NoResponse => {}
+            Outcome::Close(reason) => {
+                tracing::warn!(%peer, %reason, "closing connection");
+                pending.close();
+                break;
+            }
+            Outcome::Deferred(_) => unreachable!("a deferred outcome resolves to a final one"),
+        }
+    }
+    writer.close().await
 }

@@ -235,6 +235,12 @@ impl Partition {
             }
         };
         let headers: Vec<log::BatchHeader> = validated.batches().iter().map(|b| b.header).collect();
+        if headers.iter().any(|h| h.is_transactional()) {
+            return ProduceResult::error(
+                error_code::INVALID_TXN_STATE,
+                "transactional batches are not supported",
+            );
+        }
         let Ok(_permit) = self.append_lock.acquire_permit(1).await else {
             return ProduceResult::error(error_code::KAFKA_STORAGE_ERROR, "partition closed");
         };
@@ -315,6 +321,15 @@ impl Partition {
             log_append_time_ms: info.log_append_time_ms.unwrap_or(-1),
             log_start_offset: self.log.log_start_offset(),
         }
+    }
+
+    /// Makes everything appended so far durable (the second half of an
+    /// `acks=all` produce whose append already returned).
+    pub async fn sync(&self) -> Result<(), i16> {
+        self.log.sync().await.map_err(|e| {
+            tracing::error!(partition = %self.tp, error = %e, "fdatasync failed");
+            error_code::from_log_error(&e)
+        })
     }
 
     /// Reads whole batches from `offset`, at most about `max_bytes` (the first

@@ -51,6 +51,8 @@ pub enum PartitionOp {
         timestamp: i64,
     },
     EndOffset,
+    /// Makes the partition's appended data durable (acks=all).
+    Sync,
     DeleteRecords {
         offset: i64,
     },
@@ -320,6 +322,7 @@ impl Shard {
                 PartitionReply::Offset(partition.list_offset(timestamp).await)
             }
             PartitionOp::EndOffset => PartitionReply::Offset(Ok((partition.log_end_offset(), -1))),
+            PartitionOp::Sync => PartitionReply::Done(partition.sync().await),
             PartitionOp::DeleteRecords { offset } => {
                 PartitionReply::Offset(partition.delete_records(offset).await.map(|low| (low, -1)))
             }

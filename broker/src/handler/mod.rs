@@ -39,6 +39,7 @@ pub mod produce;
 pub mod sync_group;
 
 /// What a handler needs to know about the request's origin.
+#[derive(Clone)]
 pub struct Context {
     pub shard: Rc<Shard>,
     pub peer: SocketAddr,
@@ -61,7 +62,6 @@ impl Call<'_> {
 }
 
 /// What the connection does after a request.
-#[derive(Debug)]
 pub enum Outcome {
     /// Write this response frame.
     Respond(Vec<u8>),
@@ -69,6 +69,21 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection (malformed request), with the reason to log.
     Close(String),
+    /// The rest of the request runs while the connection reads the next
+    /// ones (the fdatasync of an acks=all produce, a long-polling fetch);
+    /// responses are still written in request order.
+    Deferred(std::pin::Pin<Box<dyn std::future::Future<Output = Outcome>>>),
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Respond(b) => write!(f, "Respond({} bytes)", b.len()),
+            Outcome::NoResponse => write!(f, "NoResponse"),
+            Outcome::Close(r) => write!(f, "Close({r})"),
+            Outcome::Deferred(_) => write!(f, "Deferred"),
+        }
+    }
 }
 
 fn respond<M: Message>(header: &RequestHeader, body: &M) -> Outcome {
@@ -133,14 +148,31 @@ pub async fn dispatch(ctx: &Context, frame: Bytes) -> Outcome {
         Request::Metadata(req) => respond(&header, &metadata::handle(&call, req).await),
         Request::Produce(req) => {
             let acks = req.acks;
-            let resp = produce::handle(&call, req).await;
-            if acks == 0 {
-                Outcome::NoResponse
-            } else {
-                respond(&header, &resp)
+            let (resp, to_sync) = produce::append(&call, req).await;
+            match acks {
+                0 => Outcome::NoResponse,
+                -1 if !to_sync.is_empty() => {
+                    let shard = ctx.shard.clone();
+                    Outcome::Deferred(Box::pin(async move {
+                        let resp = produce::sync(&shard, resp, to_sync).await;
+                        respond(&header, &resp)
+                    }))
+                }
+                _ => respond(&header, &resp),
             }
         }
-        Request::Fetch(req) => respond(&header, &fetch::handle(&call, req).await),
+        Request::Fetch(req) => {
+            let ctx = ctx.clone();
+            Outcome::Deferred(Box::pin(async move {
+                let call = Call {
+                    ctx: &ctx,
+                    header: &header,
+                    version: header.api_version,
+                };
+                let resp = fetch::handle(&call, req).await;
+                respond(&header, &resp)
+            }))
+        }
         Request::ListOffsets(req) => respond(&header, &list_offsets::handle(&call, req).await),
         Request::CreateTopics(req) => respond(&header, &create_topics::handle(&call, req).await),
         Request::DeleteTopics(req) => respond(&header, &delete_topics::handle(&call, req).await),

@@ -1,4 +1,9 @@
 //! Produce (key 0): append record batches, acks 0, 1 or all (-1).
+//!
+//! Two halves: [`append`] writes every partition's batches (in request order,
+//! before the connection reads its next request), then for acks=all [`sync`]
+//! makes them durable while the connection goes on reading, so several
+//! requests of one producer share an fdatasync.
 
 use futures_util::future::join_all;
 use protocol::produce_request::ProduceRequest;
@@ -6,10 +11,15 @@ use protocol::produce_response::{PartitionProduceResponse, ProduceResponse, Topi
 
 use super::Call;
 use crate::error_code;
-use crate::shard::{PartitionOp, PartitionReply};
+use crate::shard::{PartitionOp, PartitionReply, Shard};
 use crate::topics::TopicPartition;
 
-pub async fn handle(call: &Call<'_>, req: ProduceRequest) -> ProduceResponse {
+/// Appends every partition's batches; returns the response so far and the
+/// partitions that still need an fdatasync before an acks=all answer.
+pub async fn append(
+    call: &Call<'_>,
+    req: ProduceRequest,
+) -> (ProduceResponse, Vec<TopicPartition>) {
     let shard = call.shard();
     let acks = req.acks;
     let valid_acks = matches!(acks, -1..=1);
@@ -25,7 +35,20 @@ pub async fn handle(call: &Call<'_>, req: ProduceRequest) -> ProduceResponse {
         let futures = topic.partition_data.into_iter().map(|p| {
             let tp = TopicPartition::new(name.clone(), p.index);
             let transactional = req.transactional_id.is_some();
+            // Internal topics are written by the broker only: a client's
+            // produce could forge committed offsets.
+            let internal = shard
+                .cluster
+                .topics
+                .get(&tp.topic)
+                .is_some_and(|m| m.internal);
             async move {
+                if internal {
+                    return (
+                        p.index,
+                        error_response(p.index, error_code::INVALID_TOPIC_EXCEPTION),
+                    );
+                }
                 if !valid_acks {
                     return (
                         p.index,
@@ -38,12 +61,14 @@ pub async fn handle(call: &Call<'_>, req: ProduceRequest) -> ProduceResponse {
                         error_response(p.index, error_code::UNSUPPORTED_FOR_MESSAGE_FORMAT),
                     );
                 }
+                // The fdatasync of acks=all runs in `sync`, after the append.
+                let append_acks = if acks == -1 { 1 } else { acks };
                 let reply = shard
                     .partition_op(
                         tp,
                         PartitionOp::Produce {
                             records: p.records,
-                            acks,
+                            acks: append_acks,
                         },
                     )
                     .await;
@@ -73,10 +98,52 @@ pub async fn handle(call: &Call<'_>, req: ProduceRequest) -> ProduceResponse {
             partition_responses,
         });
     }
-    ProduceResponse {
+    let to_sync = responses
+        .iter()
+        .flat_map(|t| {
+            t.partition_responses
+                .iter()
+                .filter(|p| p.error_code == error_code::NONE)
+                .map(|p| TopicPartition::new(t.name.clone(), p.index))
+        })
+        .collect();
+    let resp = ProduceResponse {
         responses,
         ..Default::default()
+    };
+    (resp, to_sync)
+}
+
+/// Makes the appended partitions durable; a partition whose fdatasync fails
+/// gets its error code instead of success.
+pub async fn sync(
+    shard: &Shard,
+    mut resp: ProduceResponse,
+    to_sync: Vec<TopicPartition>,
+) -> ProduceResponse {
+    let results = join_all(
+        to_sync
+            .iter()
+            .map(|tp| shard.partition_op(tp.clone(), PartitionOp::Sync)),
+    )
+    .await;
+    for (tp, result) in to_sync.iter().zip(results) {
+        let code = match result {
+            PartitionReply::Done(Ok(())) => continue,
+            PartitionReply::Done(Err(code)) => code,
+            _ => error_code::UNKNOWN_SERVER_ERROR,
+        };
+        if let Some(p) = resp
+            .responses
+            .iter_mut()
+            .filter(|t| t.name == tp.topic)
+            .flat_map(|t| t.partition_responses.iter_mut())
+            .find(|p| p.index == tp.partition)
+        {
+            *p = error_response(p.index, code);
+        }
     }
+    resp
 }
 
 fn error_response(index: i32, code: i16) -> PartitionProduceResponse {
