@@ -97,6 +97,11 @@ if [[ $E2E_ONLY -eq 0 ]]; then
     step "cargo fmt --check" cargo fmt --all -- --check
     step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
     step "cargo test (Rust unit and integration tests)" cargo test --workspace
+    # S1 at CI scale: every decoder fuzzed briefly (scripts/fuzz.sh for longer runs;
+    # no sanitizer here to keep CI short: the code under test has no unsafe, and the
+    # targets' counting allocator still checks every allocation size).
+    step "fuzz smoke test (cargo-fuzz, ${FUZZ_SECONDS:-15} s per target)" \
+        env FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" "$ROOT/scripts/fuzz.sh" "${FUZZ_SECONDS:-15}"
 fi
 step "cargo build --release -p broker" cargo build --release -p broker
 [[ -x "$ROOT/target/release/floe" ]] || {

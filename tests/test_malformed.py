@@ -18,6 +18,7 @@ table-driven CRC32C) so nothing in between can fix them up.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import struct
@@ -848,4 +849,43 @@ def test_transactional_batches_without_a_transactional_id_are_refused(live):
     error, _ = results[(topic, 0)]
     assert error != NONE, "a transactional batch without a transactional id was stored"
     assert watermarks(broker.bootstrap, topic) == {0: (0, 0)}
+    live.finish()
+
+
+# --- found by this suite and fixed: fetch memory follows the request's limits -------------------
+
+
+def fetch_v4(topic: str, partitions: list[tuple[int, int, int]], max_bytes: int, correlation_id: int) -> bytes:
+    """Fetch v4: (partition, offset, partition_max_bytes) each; no wait, min_bytes 1."""
+    body = struct.pack(">iiiib", -1, 0, 1, max_bytes, 0) + struct.pack(">i", 1) + string(topic)
+    body += struct.pack(">i", len(partitions)) + b"".join(struct.pack(">iqi", *p) for p in partitions)
+    return frame(request_header(FETCH, 4, correlation_id, flexible=False) + body)
+
+
+def test_fetch_memory_is_bounded_by_the_request_limits(live):
+    """One 459-byte Fetch naming the same partition 24 times with partition_max_bytes 2^31-1 and
+    max_bytes 1 MiB. Kafka answers at most max_bytes (or one batch, if the first is larger) and
+    caps reads at the broker's fetch.max.bytes; the broker's memory must stay bounded."""
+    broker = live.broker
+    topic = broker.create_topic(unique_topic("fetch-mem"), partitions=1)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "all", "linger.ms": 20,
+                  "batch.size": 1_000_000, "compression.type": "none"})
+    blob = os.urandom(100_000)
+    for i in range(640):  # 64 MB of incompressible records, ~1 MB batches
+        while True:
+            try:
+                p.produce(topic, value=blob[i % 100:] + blob[:i % 100], partition=0)
+                break
+            except BufferError:
+                p.poll(0.1)
+    assert p.flush(120) == 0
+
+    request = fetch_v4(topic, [(0, 0, 0x7FFFFFFF)] * 24, 1 << 20, live.next_id())
+    with Conn(broker.bootstrap) as c:
+        response = c.request(request)
+    status = proc_status(broker)
+    print(f"a {len(request)}-byte fetch: {len(response) >> 20} MiB response; broker RSS peak "
+          f"{status['VmHWM'] >> 20} MiB")
+    assert_memory_bounded(broker, f"a {len(request)}-byte Fetch")
+    assert len(response) <= (1 << 20) + (1 << 20), f"{len(response)}-byte response to max_bytes 1 MiB"
     live.finish()

@@ -343,7 +343,14 @@ impl Partition {
             log_start_offset,
             records: None,
         };
-        if offset == high_watermark {
+        // At the end, or past the response budget: offsets only.
+        if offset == high_watermark || max_bytes == 0 {
+            if offset < log_start_offset || offset > high_watermark {
+                return ReadResult {
+                    error_code: error_code::OFFSET_OUT_OF_RANGE,
+                    ..base
+                };
+            }
             return ReadResult {
                 records: Some(Bytes::new()),
                 ..base

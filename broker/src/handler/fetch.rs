@@ -1,14 +1,15 @@
 //! Fetch (key 1): read record batches, with long polling.
 //!
-//! The first pass reads every partition at once. If fewer than `min_bytes`
+//! The first pass reads the partitions in order within the response budget. If fewer than `min_bytes`
 //! came back and `max_wait_ms` allows, the handler waits until any requested
 //! partition gets new data (or the wait runs out) and reads again. Fetch
 //! sessions are not kept: `session_id` 0 tells clients to send full requests.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::{join_all, select_all};
+use futures_util::future::select_all;
 use protocol::fetch_request::FetchRequest;
 use protocol::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 
@@ -17,6 +18,9 @@ use crate::error_code;
 use crate::shard::{PartitionOp, PartitionReply, Shard};
 use crate::topics::TopicPartition;
 
+/// The broker's cap on one fetch response (Kafka's `fetch.max.bytes`).
+const FETCH_MAX_BYTES: usize = 55 << 20;
+
 struct Wanted {
     topic_index: usize,
     tp: TopicPartition,
@@ -24,24 +28,36 @@ struct Wanted {
     max_bytes: usize,
 }
 
+/// Reads the wanted partitions in request order within the response budget:
+/// each read asks for at most what is left of `total_max` (the first
+/// non-empty partition may exceed it by its first batch, so a consumer always
+/// progresses), partitions past the budget and repeated partitions are
+/// answered with their offsets only. Memory per request stays near
+/// `total_max` whatever the request asks.
 async fn read_all(
     shard: &Shard,
     wanted: &[Wanted],
     total_max: usize,
 ) -> (Vec<PartitionData>, usize) {
-    let results = join_all(wanted.iter().map(|w| {
-        shard.partition_op(
-            w.tp.clone(),
-            PartitionOp::Read {
-                offset: w.offset,
-                max_bytes: w.max_bytes,
-            },
-        )
-    }))
-    .await;
     let mut out = Vec::with_capacity(wanted.len());
+    let mut seen = HashSet::with_capacity(wanted.len());
     let mut total = 0usize;
-    for (w, reply) in wanted.iter().zip(results) {
+    for w in wanted {
+        let first_time = seen.insert(w.tp.clone());
+        let budget = if first_time {
+            w.max_bytes.min(total_max.saturating_sub(total))
+        } else {
+            0
+        };
+        let reply = shard
+            .partition_op(
+                w.tp.clone(),
+                PartitionOp::Read {
+                    offset: w.offset,
+                    max_bytes: budget,
+                },
+            )
+            .await;
         let mut data = PartitionData {
             partition_index: w.tp.partition,
             ..Default::default()
@@ -52,13 +68,7 @@ async fn read_all(
                 data.high_watermark = r.high_watermark;
                 data.last_stable_offset = r.high_watermark;
                 data.log_start_offset = r.log_start_offset;
-                let mut records = r.records.unwrap_or_default();
-                // The response-wide limit: later partitions get nothing once
-                // it is reached, except that the first non-empty partition is
-                // always served whole so a consumer can make progress.
-                if total > 0 && total + records.len() > total_max {
-                    records = Bytes::new();
-                }
+                let records = r.records.unwrap_or_default();
                 total += records.len();
                 data.records = Some(records);
             }
@@ -88,9 +98,9 @@ pub async fn handle(call: &Call<'_>, req: FetchRequest) -> FetchResponse {
         }
     }
     let total_max = if req.max_bytes <= 0 {
-        usize::MAX
+        FETCH_MAX_BYTES
     } else {
-        req.max_bytes as usize
+        (req.max_bytes as usize).min(FETCH_MAX_BYTES)
     };
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);

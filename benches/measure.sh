@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Runs the measurements recorded in benches/RESULTS.md and prints every
+# command before its output, with the load average and the CPU seconds the
+# broker and floe-load used.
+#
+#   cargo build --release -p broker -p benches
+#   benches/measure.sh [limits|broker|all]        # default: all
+#
+# Needs fio and iperf3 for the machine limits (apt-get install fio iperf3).
+# Writes under $BENCH_DIR (default /tmp/floe-bench), a few GB at a time.
+set -euo pipefail
+
+what=${1:-all}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${BIN:-$root/target/release}
+dir=${BENCH_DIR:-/tmp/floe-bench}
+port=${PORT:-19092}
+admin_port=${ADMIN_PORT:-19644}
+duration=${DURATION:-20s}
+mkdir -p "$dir"
+
+# Copies of the binaries: other builds may replace target/release meanwhile.
+mkdir -p "$dir/bin"
+cp "$bin/floe" "$bin/floe-load" "$dir/bin/"
+floe=$dir/bin/floe
+load=$dir/bin/floe-load
+broker="127.0.0.1:$port"
+
+say() { printf '\n### %s\n' "$*"; }
+# Prints a command line (a string, pipes included) and the load, then runs it.
+run() {
+    printf '$ %s\n' "$1"
+    printf '# load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+    eval "$1"
+}
+# User and system CPU ticks (1/100 s) of a process.
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
+
+limits() {
+    say "sequential O_DIRECT write"
+    run "dd if=/dev/zero of=$dir/dd-direct bs=1M count=2048 oflag=direct 2>&1 | tail -1"
+    rm -f "$dir/dd-direct"
+    run "fio --name=seq-direct --filename=$dir/fio-seq --rw=write --bs=1M --size=2G \
+--direct=1 --ioengine=libaio --iodepth=8 | grep -E '^ +write:'"
+    rm -f "$dir/fio-seq"
+
+    say "write + fdatasync after every write (buffered, as the broker writes)"
+    for bs in 4k 64k 256k 1M; do
+        run "fio --name=fdatasync-$bs --filename=$dir/fio-sync --rw=write --bs=$bs \
+--size=1G --fdatasync=1 --ioengine=sync --runtime=10 --time_based | grep -E '^ +write:|^ +sync \(usec\)'"
+        rm -f "$dir/fio-sync"
+    done
+    run "dd if=/dev/zero of=$dir/dd-dsync bs=256k count=4000 oflag=dsync 2>&1 | tail -1"
+    rm -f "$dir/dd-dsync"
+
+    say "loopback TCP"
+    iperf3 -s -1 -p 15201 >/dev/null 2>&1 &
+    sleep 1
+    run "iperf3 -c 127.0.0.1 -p 15201 -t 10 | grep -E 'sender|receiver'"
+    iperf3 -s -1 -p 15201 >/dev/null 2>&1 &
+    sleep 1
+    run "iperf3 -c 127.0.0.1 -p 15201 -t 10 -P 2 | grep -E 'SUM.*(sender|receiver)'"
+}
+
+broker_pid=
+start_broker() {
+    rm -rf "$dir/data"
+    "$floe" serve --data-dir "$dir/data" --kafka-addr "$broker" \
+        --admin-addr "127.0.0.1:$admin_port" "$@" >"$dir/broker.log" 2>&1 &
+    broker_pid=$!
+    for _ in $(seq 50); do
+        curl -sf "http://127.0.0.1:$admin_port/health" >/dev/null && return
+        sleep 0.2
+    done
+    echo "broker did not become healthy" >&2
+    cat "$dir/broker.log" >&2
+    exit 1
+}
+stop_broker() {
+    kill -TERM "$broker_pid"
+    wait "$broker_pid" || true
+}
+
+# Runs floe-load and reports the CPU seconds it and the broker used.
+measure() {
+    read -r user0 sys0 < <(cpu_ticks "$broker_pid")
+    printf '$ floe-load %s\n' "$*"
+    printf '# load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+    /usr/bin/time -f "  floe-load cpu: %U s user, %S s sys, %e s wall" "$load" "$@" 2>&1 |
+        grep -v '^  \(produce\|consume\):'
+    read -r user1 sys1 < <(cpu_ticks "$broker_pid")
+    printf '  broker cpu: %s s user, %s s sys\n' \
+        "$(echo "scale=2; ($user1 - $user0) / 100" | bc)" "$(echo "scale=2; ($sys1 - $sys0) / 100" | bc)"
+}
+
+broker_scenarios() {
+    start_broker
+    say "acks=all produce, 1 KiB records, 1 partition"
+    measure produce --broker "$broker" --topic p1 --partitions 1 --record-size 1024 \
+        --acks all --duration "$duration" --connections 4 --in-flight 4 --batch-bytes 262144
+    say "consume from the local tail (the 1-partition topic, just written)"
+    measure consume --broker "$broker" --topic p1 --from earliest
+    stop_broker
+
+    start_broker
+    say "acks=all produce, 1 KiB records, 8 partitions"
+    measure produce --broker "$broker" --topic p8 --partitions 8 --record-size 1024 \
+        --acks all --duration "$duration" --connections 8 --in-flight 4 --batch-bytes 262144
+    say "consume from the local tail (the 8-partition topic, just written)"
+    measure consume --broker "$broker" --topic p8 --from earliest --fetch-connections 2
+    stop_broker
+
+    start_broker
+    say "end to end at a fixed 20 MB/s, 1 partition, acks=all"
+    measure e2e --broker "$broker" --topic e2e --partitions 1 --rate 20 \
+        --duration "$duration" --connections 1 --in-flight 5 --linger-ms 1
+    stop_broker
+}
+
+echo "floe $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- broker protocol || echo ' (broker/protocol modified)'), $(nproc) cores, $(date -u +%FT%TZ)"
+case $what in
+limits) limits ;;
+broker) broker_scenarios ;;
+all)
+    limits
+    broker_scenarios
+    ;;
+*)
+    echo "usage: $0 [limits|broker|all]" >&2
+    exit 2
+    ;;
+esac
