@@ -56,14 +56,19 @@ fi
 
 echo "== building fuzz targets (sanitizer: $SANITIZER; rustc: $(rustc --version))"
 build_start=$SECONDS
-cargo fuzz build --sanitizer "$SANITIZER"
+for target in "${TARGETS[@]}"; do
+    cargo fuzz build --sanitizer "$SANITIZER" "$target"
+done
+# The seed writer is a plain program: built without coverage instrumentation
+# (its sancov hooks only exist in a libFuzzer or sanitizer runtime).
+cargo build --release --manifest-path "$FUZZ/Cargo.toml" --target-dir "$FUZZ/target/seeds" --bin seeds
 echo "   built in $((SECONDS - build_start)) s"
 
 HOST="$(rustc -vV | sed -n 's/^host: //p')"
 BIN="$FUZZ/target/$HOST/release"
 
 echo "== writing seed corpora"
-"$BIN/seeds" "$FUZZ/corpus"
+"$FUZZ/target/seeds/release/seeds" "$FUZZ/corpus"
 
 failed=()
 summary=()
