@@ -1,6 +1,7 @@
 //! Fetch (key 1): read record batches, with long polling.
 //!
-//! The first pass reads the partitions in order within the response budget. If fewer than `min_bytes`
+//! The first pass reads every partition at once, each within its share of
+//! the response budget. If fewer than `min_bytes`
 //! came back and `max_wait_ms` allows, the handler waits until any requested
 //! partition gets new data (or the wait runs out) and reads again. Fetch
 //! sessions are not kept: `session_id` 0 tells clients to send full requests.
@@ -9,7 +10,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::future::select_all;
+use futures_util::future::{join_all, select_all};
 use protocol::fetch_request::FetchRequest;
 use protocol::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
 
@@ -28,36 +29,44 @@ struct Wanted {
     max_bytes: usize,
 }
 
-/// Reads the wanted partitions in request order within the response budget:
-/// each read asks for at most what is left of `total_max` (the first
-/// non-empty partition may exceed it by its first batch, so a consumer always
-/// progresses), partitions past the budget and repeated partitions are
-/// answered with their offsets only. Memory per request stays near
+/// Reads the wanted partitions concurrently within the response budget:
+/// walking the request in order, each partition reserves what it may read,
+/// `min(partition_max_bytes, what is left of total_max)`; partitions with
+/// nothing left to reserve, and repeated partitions, are answered with their
+/// offsets only. A read may exceed its reservation by one batch (Kafka's rule
+/// that a consumer always progresses), so memory per request stays near
 /// `total_max` whatever the request asks.
 async fn read_all(
     shard: &Shard,
     wanted: &[Wanted],
     total_max: usize,
 ) -> (Vec<PartitionData>, usize) {
-    let mut out = Vec::with_capacity(wanted.len());
     let mut seen = HashSet::with_capacity(wanted.len());
+    let mut left = total_max;
+    let budgets: Vec<usize> = wanted
+        .iter()
+        .map(|w| {
+            if !seen.insert(w.tp.clone()) {
+                return 0;
+            }
+            let budget = w.max_bytes.min(left);
+            left -= budget;
+            budget
+        })
+        .collect();
+    let replies = join_all(wanted.iter().zip(&budgets).map(|(w, budget)| {
+        shard.partition_op(
+            w.tp.clone(),
+            PartitionOp::Read {
+                offset: w.offset,
+                max_bytes: *budget,
+            },
+        )
+    }))
+    .await;
+    let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
-    for w in wanted {
-        let first_time = seen.insert(w.tp.clone());
-        let budget = if first_time {
-            w.max_bytes.min(total_max.saturating_sub(total))
-        } else {
-            0
-        };
-        let reply = shard
-            .partition_op(
-                w.tp.clone(),
-                PartitionOp::Read {
-                    offset: w.offset,
-                    max_bytes: budget,
-                },
-            )
-            .await;
+    for (w, reply) in wanted.iter().zip(replies) {
         let mut data = PartitionData {
             partition_index: w.tp.partition,
             ..Default::default()
