@@ -6,6 +6,9 @@
 #   cargo build --release -p broker -p benches
 #   benches/measure.sh [limits|broker|all]        # default: all
 #
+# BROKER_ENV="VAR=value ..." is put in the broker's environment (e.g. the
+# glibc malloc tunables tried in RESULTS.md).
+#
 # Needs fio and iperf3 for the machine limits (apt-get install fio iperf3).
 # Writes under $BENCH_DIR (default /tmp/floe-bench), a few GB at a time.
 set -euo pipefail
@@ -27,10 +30,25 @@ load=$dir/bin/floe-load
 broker="127.0.0.1:$port"
 
 say() { printf '\n### %s\n' "$*"; }
+# Percent of CPU time idle over the next 2 s (other sessions share the box).
+idle_pct() {
+    local a b
+    read -r -a a < /proc/stat
+    sleep 2
+    read -r -a b < /proc/stat
+    local total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    echo $((100 * (b[4] + b[5] - a[4] - a[5]) / total))
+}
+load_line() {
+    printf '# idle %s%% in the 2 s before; load average %s\n' "$(idle_pct)" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
 # Prints a command line (a string, pipes included) and the load, then runs it.
 run() {
     printf '$ %s\n' "$1"
-    printf '# load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+    load_line
     eval "$1"
 }
 # User and system CPU ticks (1/100 s) of a process.
@@ -44,7 +62,15 @@ limits() {
 --direct=1 --ioengine=libaio --iodepth=8 | grep -E '^ +write:'"
     rm -f "$dir/fio-seq"
 
-    say "write + fdatasync after every write (buffered, as the broker writes)"
+    say "write + fdatasync after every write, appending (buffered, as the broker writes)"
+    for bs in 4k 256k 1M; do
+        rm -f "$dir/fio-append"
+        run "fio --name=append-$bs --filename=$dir/fio-append --rw=write --bs=$bs \
+--size=2G --fdatasync=1 --ioengine=sync --file_append=1 --runtime=10 --time_based | grep -E '^ +write:|^ +sync \(usec\)'"
+    done
+    rm -f "$dir/fio-append"
+
+    say "write + fdatasync after every write, overwriting a laid-out file (no size change)"
     for bs in 4k 64k 256k 1M; do
         run "fio --name=fdatasync-$bs --filename=$dir/fio-sync --rw=write --bs=$bs \
 --size=1G --fdatasync=1 --ioengine=sync --runtime=10 --time_based | grep -E '^ +write:|^ +sync \(usec\)'"
@@ -65,7 +91,8 @@ limits() {
 broker_pid=
 start_broker() {
     rm -rf "$dir/data"
-    "$floe" serve --data-dir "$dir/data" --kafka-addr "$broker" \
+    # shellcheck disable=SC2086 # BROKER_ENV is a list of VAR=value words
+    env ${BROKER_ENV:-} "$floe" serve --data-dir "$dir/data" --kafka-addr "$broker" \
         --admin-addr "127.0.0.1:$admin_port" "$@" >"$dir/broker.log" 2>&1 &
     broker_pid=$!
     for _ in $(seq 50); do
@@ -85,7 +112,7 @@ stop_broker() {
 measure() {
     read -r user0 sys0 < <(cpu_ticks "$broker_pid")
     printf '$ floe-load %s\n' "$*"
-    printf '# load average %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+    load_line
     /usr/bin/time -f "  floe-load cpu: %U s user, %S s sys, %e s wall" "$load" "$@" 2>&1 |
         grep -v '^  \(produce\|consume\):'
     read -r user1 sys1 < <(cpu_ticks "$broker_pid")
@@ -99,7 +126,7 @@ broker_scenarios() {
     measure produce --broker "$broker" --topic p1 --partitions 1 --record-size 1024 \
         --acks all --duration "$duration" --connections 4 --in-flight 4 --batch-bytes 262144
     say "consume from the local tail (the 1-partition topic, just written)"
-    measure consume --broker "$broker" --topic p1 --from earliest
+    measure consume --broker "$broker" --topic p1 --from earliest --duration 60s
     stop_broker
 
     start_broker
@@ -107,7 +134,8 @@ broker_scenarios() {
     measure produce --broker "$broker" --topic p8 --partitions 8 --record-size 1024 \
         --acks all --duration "$duration" --connections 8 --in-flight 4 --batch-bytes 262144
     say "consume from the local tail (the 8-partition topic, just written)"
-    measure consume --broker "$broker" --topic p8 --from earliest --fetch-connections 2
+    measure consume --broker "$broker" --topic p8 --from earliest --duration 60s \
+        --fetch-connections 2
     stop_broker
 
     start_broker
@@ -117,6 +145,8 @@ broker_scenarios() {
     stop_broker
 }
 
+echo "broker environment: ${BROKER_ENV:-(default)}"
+echo "binaries: $bin/floe built $(date -u -r "$bin/floe" +%FT%TZ), floe-load built $(date -u -r "$bin/floe-load" +%FT%TZ)"
 echo "floe $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- broker protocol || echo ' (broker/protocol modified)'), $(nproc) cores, $(date -u +%FT%TZ)"
 case $what in
 limits) limits ;;
