@@ -106,6 +106,7 @@ start_broker() {
 stop_broker() {
     kill -TERM "$broker_pid"
     wait "$broker_pid" || true
+    rm -rf "$dir/data" # up to ~20 GB per scenario
 }
 
 # Runs floe-load and reports the CPU seconds it and the broker used.
