@@ -32,16 +32,12 @@ pub async fn append(
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let name = topic.name;
+        // Internal topics are written by the broker only: a client's produce
+        // could forge committed offsets. One registry lookup per topic.
+        let internal = shard.cluster.topics.get(&name).is_some_and(|m| m.internal);
         let futures = topic.partition_data.into_iter().map(|p| {
             let tp = TopicPartition::new(name.clone(), p.index);
             let transactional = req.transactional_id.is_some();
-            // Internal topics are written by the broker only: a client's
-            // produce could forge committed offsets.
-            let internal = shard
-                .cluster
-                .topics
-                .get(&tp.topic)
-                .is_some_and(|m| m.internal);
             async move {
                 if internal {
                     return (
