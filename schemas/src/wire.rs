@@ -85,6 +85,29 @@ pub fn parse_message_indexes(payload: &[u8]) -> Result<(Vec<i64>, &[u8]), WireEr
     Ok((indexes, &payload[pos..]))
 }
 
+fn write_zigzag(value: i64, out: &mut Vec<u8>) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends the Protobuf message-index path: the single byte `0` for `[0]`
+/// (the first message type, the shortcut every Confluent serializer
+/// writes), otherwise a zigzag varint count and the zigzag varint indexes.
+pub fn encode_message_indexes(indexes: &[i64], out: &mut Vec<u8>) {
+    if indexes == [0] {
+        out.push(0);
+        return;
+    }
+    write_zigzag(indexes.len() as i64, out);
+    for &index in indexes {
+        write_zigzag(index, out);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +137,36 @@ mod tests {
         );
         // a count far beyond the payload is refused without allocating
         assert!(parse_message_indexes(&[0xfe, 0xff, 0xff, 0xff, 0x0f]).is_err());
+    }
+
+    #[test]
+    fn message_indexes_encode_with_the_shortcut() {
+        let mut out = Vec::new();
+        encode_message_indexes(&[0], &mut out);
+        assert_eq!(out, [0]);
+        out.clear();
+        encode_message_indexes(&[1, 3], &mut out);
+        assert_eq!(out, [4, 2, 6]);
+        out.clear();
+        encode_message_indexes(&[], &mut out);
+        assert_eq!(out, [0]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn message_indexes_round_trip(indexes in proptest::collection::vec(0i64..100_000, 1..6), tail in proptest::collection::vec(proptest::num::u8::ANY, 0..8)) {
+            let mut buf = Vec::new();
+            encode_message_indexes(&indexes, &mut buf);
+            buf.extend_from_slice(&tail);
+            let (parsed, rest) = parse_message_indexes(&buf).unwrap();
+            proptest::prop_assert_eq!(parsed, indexes);
+            proptest::prop_assert_eq!(rest, &tail[..]);
+        }
+
+        #[test]
+        fn message_index_parsing_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..32)) {
+            let _ = parse_message_indexes(&bytes);
+            let _ = Framed::parse(&bytes);
+        }
     }
 }
