@@ -528,7 +528,8 @@ fn encode_elem(ty: &Type, v: &str) -> String {
             Prim::F64 => format!("w.put_f64(*{v});"),
             Prim::Uuid => format!("w.put_uuid({v});"),
             Prim::Str => format!("w.put_string({v}, flexible)?;"),
-            Prim::Bytes | Prim::Records => format!("w.put_bytes({v}, flexible)?;"),
+            Prim::Bytes => format!("w.put_bytes({v}, flexible)?;"),
+            Prim::Records => format!("w.put_records({v}, flexible)?;"),
         },
         Type::Array(inner) => {
             let elem = encode_elem(inner, "item");
@@ -548,7 +549,7 @@ fn encode_field(f: &Field, access: &str) -> String {
             "if {nc} {{ w.put_nullable_string({access}.as_deref(), flexible)?; }} else {{ w.put_string({access}.as_deref().unwrap_or(\"\"), flexible)?; }}"
         ),
         (Type::Prim(Prim::Records), true) => {
-            format!("w.put_nullable_bytes({access}.as_deref(), flexible)?;")
+            format!("w.put_nullable_records({access}.as_ref(), flexible)?;")
         }
         (Type::Prim(Prim::Bytes), true) => format!(
             "if {nc} {{ w.put_nullable_bytes({access}.as_deref(), flexible)?; }} else {{ w.put_bytes({access}.as_deref().unwrap_or(&[]), flexible)?; }}"
@@ -675,7 +676,7 @@ fn emit_struct(out: &mut String, msg: &Message, def: &StructDef) {
     // encode
     w(
         out,
-        "    pub(crate) fn encode_body(&self, w: &mut Vec<u8>, version: i16) -> Result<(), EncodeError> {",
+        "    pub(crate) fn encode_body<W: Put>(&self, w: &mut W, version: i16) -> Result<(), EncodeError> {",
     );
     w(out, &format!("        let flexible = {flex};"));
     w(out, "        let _ = flexible;");
@@ -703,7 +704,7 @@ fn emit_struct(out: &mut String, msg: &Message, def: &StructDef) {
             w(
                 out,
                 &format!(
-                    "            if {cond} && {access} != {} {{ let mut buf = Vec::new(); {{ let w = &mut buf; {stmt} }} tags.push(({}, buf)); }}",
+                    "            if {cond} && {access} != {} {{ let mut buf = Vec::<u8>::new(); {{ let w = &mut buf; {stmt} }} tags.push(({}, buf)); }}",
                     typed_default(f),
                     f.tag.unwrap_or_default()
                 ),
@@ -712,7 +713,7 @@ fn emit_struct(out: &mut String, msg: &Message, def: &StructDef) {
         w(out, "            w.put_uvarint(tags.len() as u32);");
         w(
             out,
-            "            for (tag, buf) in tags { w.put_uvarint(tag); w.put_uvarint(buf.len() as u32); w.extend_from_slice(&buf); }",
+            "            for (tag, buf) in tags { w.put_uvarint(tag); w.put_uvarint(buf.len() as u32); w.put_raw(&buf); }",
         );
         w(out, "        }");
     }
@@ -748,7 +749,7 @@ fn emit_message(out: &mut String, msg: &Message) {
         }}
         Self::decode_body(r, version)
     }}
-    fn encode(&self, w: &mut Vec<u8>, version: i16) -> Result<(), EncodeError> {{
+    fn encode<W: Put>(&self, w: &mut W, version: i16) -> Result<(), EncodeError> {{
         if !(Self::MIN_VERSION..=Self::MAX_VERSION).contains(&version) {{
             return Err(EncodeError::UnsupportedVersion {{ api_key: {key}, version }});
         }}

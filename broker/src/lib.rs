@@ -20,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod disk_guard;
 pub mod error_code;
+pub mod frame_reader;
 pub mod group;
 pub mod group_service;
 pub mod handler;

@@ -22,6 +22,13 @@ use protocol::list_offsets_response::ListOffsetsResponse;
 use protocol::metadata_request::{MetadataRequest, MetadataRequestTopic};
 use protocol::metadata_response::MetadataResponse;
 
+/// jemalloc keeps freed memory for reuse (it decays over seconds), where
+/// glibc's malloc unmaps every large block on free: a Fetch that allocates
+/// and frees ~1 MiB per partition then pays a page fault per 4 KiB, which
+/// halved consume throughput (benches/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "floe",

@@ -10,15 +10,14 @@
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use bytes::BytesMut;
+use futures_lite::AsyncWriteExt;
 use futures_lite::io::{ReadHalf, WriteHalf};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
+use crate::frame_reader::{FrameReadError, FrameReader};
 use crate::handler::{self, Context, Outcome};
 use crate::shard::Shard;
 
-const READ_CHUNK: usize = 64 * 1024;
 /// Requests of one connection in flight at once (read but not answered).
 const MAX_IN_FLIGHT: usize = 32;
 
@@ -79,49 +78,30 @@ async fn read_requests(
 ) -> std::io::Result<()> {
     let metrics = &shard.cluster.metrics;
     let max = shard.cluster.config.socket_request_max_bytes;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut frames = FrameReader::new(&mut reader, max);
     loop {
-        match protocol::header::frame_size(&buf, max) {
-            Err(e) => {
+        let body = match frames.next_frame().await {
+            Ok(Some(body)) => body,
+            Ok(None) => return Ok(()),
+            Err(FrameReadError::Io(e)) => return Err(e),
+            Err(FrameReadError::Frame(e)) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");
                 let _ = queue.send(Outcome::Close(e.to_string())).await;
                 return Ok(());
             }
-            Ok(Some(size)) if buf.len() >= 4 + size => {
-                let mut frame = buf.split_to(4 + size);
-                let body = frame.split_off(4).freeze();
-                metrics.request_bytes.inc_by(4 + size as u64);
-                let outcome = match handler::dispatch(ctx, body).await {
-                    // Start the rest now, so consecutive requests' syncs and
-                    // waits overlap; the writer awaits them in order.
-                    Outcome::Deferred(rest) => {
-                        Outcome::Deferred(Box::pin(glommio::spawn_local(rest)))
-                    }
-                    other => other,
-                };
-                let closing = matches!(outcome, Outcome::Close(_));
-                if queue.send(outcome).await.is_err() || closing {
-                    return Ok(());
-                }
-                if shard.cluster.is_shutting_down() {
-                    return Ok(());
-                }
-                continue;
-            }
-            Ok(Some(size)) => {
-                // Grow toward the announced size as bytes arrive, never ahead
-                // of them by more than 1 MiB: an announced 100 MiB frame that
-                // never comes costs nothing.
-                buf.reserve((4 + size - buf.len()).min(1 << 20));
-            }
-            Ok(None) => {}
+        };
+        metrics.request_bytes.inc_by(4 + body.len() as u64);
+        let outcome = match handler::dispatch(ctx, body).await {
+            // Start the rest now, so consecutive requests' syncs and waits
+            // overlap; the writer awaits them in order.
+            Outcome::Deferred(rest) => Outcome::Deferred(Box::pin(glommio::spawn_local(rest))),
+            other => other,
+        };
+        let closing = matches!(outcome, Outcome::Close(_));
+        if queue.send(outcome).await.is_err() || closing {
+            return Ok(());
         }
-        let len = buf.len();
-        let room = (buf.capacity() - len).max(READ_CHUNK);
-        buf.resize(len + room, 0);
-        let n = reader.read(&mut buf[len..]).await?;
-        buf.truncate(len + n);
-        if n == 0 {
+        if shard.cluster.is_shutting_down() {
             return Ok(());
         }
     }
@@ -140,9 +120,11 @@ async fn write_responses(
             outcome = rest.await;
         }
         match outcome {
-            Outcome::Respond(bytes) => {
-                metrics.response_bytes.inc_by(bytes.len() as u64);
-                writer.write_all(&bytes).await?;
+            Outcome::Respond(chunks) => {
+                for chunk in chunks {
+                    metrics.response_bytes.inc_by(chunk.len() as u64);
+                    writer.write_all(&chunk).await?;
+                }
             }
             Outcome::NoResponse => {}
             Outcome::Close(reason) => {

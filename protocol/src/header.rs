@@ -11,7 +11,7 @@ use bytes::Bytes;
 use crate::Message;
 use crate::error::{DecodeError, EncodeError};
 use crate::messages::ApiKey;
-use crate::wire::{Put, Reader};
+use crate::wire::{Frame, Put, Reader};
 
 /// Why the bytes on a connection cannot be framed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,16 +111,40 @@ pub fn encode_response<M: Message>(
     body: &M,
 ) -> Result<Vec<u8>, EncodeError> {
     let mut w = Vec::with_capacity(64);
-    w.put_i32(0); // size, patched below
+    encode_response_into(&mut w, correlation_id, version, body)?;
+    let size = i32::try_from(w.len() - 4).map_err(|_| EncodeError::TooLong { length: w.len() })?;
+    w[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(w)
+}
+
+/// Encodes a whole response frame as chunks to write in order, referring to
+/// large record sets instead of copying them (see [`Frame`]).
+pub fn encode_response_chunks<M: Message>(
+    correlation_id: i32,
+    version: i16,
+    body: &M,
+) -> Result<Vec<Bytes>, EncodeError> {
+    let mut w = Frame::with_capacity(256);
+    encode_response_into(&mut w, correlation_id, version, body)?;
+    let len = w.written();
+    let size = i32::try_from(len - 4).map_err(|_| EncodeError::TooLong { length: len })?;
+    w.patch(0, &size.to_be_bytes());
+    Ok(w.into_chunks())
+}
+
+fn encode_response_into<M: Message, W: Put>(
+    w: &mut W,
+    correlation_id: i32,
+    version: i16,
+    body: &M,
+) -> Result<(), EncodeError> {
+    w.put_i32(0); // size, patched by the caller
     w.put_i32(correlation_id);
     let flexible_header = M::API_KEY != ApiKey::ApiVersions as i16 && version >= M::FLEXIBLE_FROM;
     if flexible_header {
         w.put_uvarint(0);
     }
-    body.encode(&mut w, version)?;
-    let size = i32::try_from(w.len() - 4).map_err(|_| EncodeError::TooLong { length: w.len() })?;
-    w[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(w)
+    body.encode(w, version)
 }
 
 /// Encodes a whole request frame (for tests, fuzz seeds and the load tool).

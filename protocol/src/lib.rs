@@ -49,5 +49,5 @@ pub trait Message: Sized {
     fn decode(r: &mut wire::Reader, version: i16) -> Result<Self, DecodeError>;
 
     /// Appends the body at `version` to `w`.
-    fn encode(&self, w: &mut Vec<u8>, version: i16) -> Result<(), EncodeError>;
+    fn encode<W: wire::Put>(&self, w: &mut W, version: i16) -> Result<(), EncodeError>;
 }

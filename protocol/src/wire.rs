@@ -273,65 +273,52 @@ impl std::fmt::Debug for Uuid {
     }
 }
 
-/// Appends primitive values in Kafka's wire format.
+/// Appends primitive values in Kafka's wire format. Implementors provide
+/// [`put_raw`](Put::put_raw); [`put_records`](Put::put_records) may keep a
+/// reference to the records instead of copying them (see [`Frame`]).
 pub trait Put {
-    fn put_i8(&mut self, v: i8);
-    fn put_bool(&mut self, v: bool);
-    fn put_i16(&mut self, v: i16);
-    fn put_u16(&mut self, v: u16);
-    fn put_i32(&mut self, v: i32);
-    fn put_u32(&mut self, v: u32);
-    fn put_i64(&mut self, v: i64);
-    fn put_f64(&mut self, v: f64);
-    fn put_uuid(&mut self, v: &Uuid);
-    fn put_uvarint(&mut self, v: u32);
-    fn put_length(
-        &mut self,
-        len: Option<usize>,
-        flexible: bool,
-        wide: bool,
-    ) -> Result<(), EncodeError>;
-    fn put_string(&mut self, v: &str, flexible: bool) -> Result<(), EncodeError>;
-    fn put_nullable_string(&mut self, v: Option<&str>, flexible: bool) -> Result<(), EncodeError>;
-    fn put_bytes(&mut self, v: &[u8], flexible: bool) -> Result<(), EncodeError>;
-    fn put_nullable_bytes(&mut self, v: Option<&[u8]>, flexible: bool) -> Result<(), EncodeError>;
-    fn put_array_len(&mut self, len: Option<usize>, flexible: bool) -> Result<(), EncodeError>;
-}
+    /// Appends bytes as they are.
+    fn put_raw(&mut self, v: &[u8]);
+    /// Bytes written so far.
+    fn written(&self) -> usize;
 
-impl Put for Vec<u8> {
     fn put_i8(&mut self, v: i8) {
-        self.push(v as u8);
+        self.put_raw(&[v as u8]);
     }
     fn put_bool(&mut self, v: bool) {
-        self.push(u8::from(v));
+        self.put_raw(&[u8::from(v)]);
     }
     fn put_i16(&mut self, v: i16) {
-        self.extend_from_slice(&v.to_be_bytes());
+        self.put_raw(&v.to_be_bytes());
     }
     fn put_u16(&mut self, v: u16) {
-        self.extend_from_slice(&v.to_be_bytes());
+        self.put_raw(&v.to_be_bytes());
     }
     fn put_i32(&mut self, v: i32) {
-        self.extend_from_slice(&v.to_be_bytes());
+        self.put_raw(&v.to_be_bytes());
     }
     fn put_u32(&mut self, v: u32) {
-        self.extend_from_slice(&v.to_be_bytes());
+        self.put_raw(&v.to_be_bytes());
     }
     fn put_i64(&mut self, v: i64) {
-        self.extend_from_slice(&v.to_be_bytes());
+        self.put_raw(&v.to_be_bytes());
     }
     fn put_f64(&mut self, v: f64) {
-        self.extend_from_slice(&v.to_bits().to_be_bytes());
+        self.put_raw(&v.to_bits().to_be_bytes());
     }
     fn put_uuid(&mut self, v: &Uuid) {
-        self.extend_from_slice(&v.0);
+        self.put_raw(&v.0);
     }
     fn put_uvarint(&mut self, mut v: u32) {
+        let mut out = [0u8; 5];
+        let mut n = 0;
         while v >= 0x80 {
-            self.push((v as u8) | 0x80);
+            out[n] = (v as u8) | 0x80;
             v >>= 7;
+            n += 1;
         }
-        self.push(v as u8);
+        out[n] = v as u8;
+        self.put_raw(&out[..=n]);
     }
     fn put_length(
         &mut self,
@@ -363,7 +350,7 @@ impl Put for Vec<u8> {
     }
     fn put_string(&mut self, v: &str, flexible: bool) -> Result<(), EncodeError> {
         self.put_length(Some(v.len()), flexible, false)?;
-        self.extend_from_slice(v.as_bytes());
+        self.put_raw(v.as_bytes());
         Ok(())
     }
     fn put_nullable_string(&mut self, v: Option<&str>, flexible: bool) -> Result<(), EncodeError> {
@@ -374,7 +361,7 @@ impl Put for Vec<u8> {
     }
     fn put_bytes(&mut self, v: &[u8], flexible: bool) -> Result<(), EncodeError> {
         self.put_length(Some(v.len()), flexible, true)?;
-        self.extend_from_slice(v);
+        self.put_raw(v);
         Ok(())
     }
     fn put_nullable_bytes(&mut self, v: Option<&[u8]>, flexible: bool) -> Result<(), EncodeError> {
@@ -383,8 +370,99 @@ impl Put for Vec<u8> {
             None => self.put_length(None, flexible, true),
         }
     }
+    /// A `records` field: like [`put_bytes`](Put::put_bytes), but the
+    /// implementor may keep `v` by reference.
+    fn put_records(&mut self, v: &Bytes, flexible: bool) -> Result<(), EncodeError> {
+        self.put_bytes(v, flexible)
+    }
+    fn put_nullable_records(
+        &mut self,
+        v: Option<&Bytes>,
+        flexible: bool,
+    ) -> Result<(), EncodeError> {
+        match v {
+            Some(b) => self.put_records(b, flexible),
+            None => self.put_length(None, flexible, true),
+        }
+    }
     fn put_array_len(&mut self, len: Option<usize>, flexible: bool) -> Result<(), EncodeError> {
         self.put_length(len, flexible, true)
+    }
+}
+
+impl Put for Vec<u8> {
+    fn put_raw(&mut self, v: &[u8]) {
+        self.extend_from_slice(v);
+    }
+    fn written(&self) -> usize {
+        self.len()
+    }
+}
+
+/// An encoded frame that refers to large `records` fields instead of copying
+/// them: a Fetch response of 50 MiB costs one small header buffer, and the
+/// record bytes go from the log read straight to the socket.
+#[derive(Debug, Default)]
+pub struct Frame {
+    head: Vec<u8>,
+    /// `(position in head, bytes)`: `bytes` follow `head[..position]`.
+    parts: Vec<(usize, Bytes)>,
+    parts_len: usize,
+}
+
+impl Frame {
+    /// Records at least this long are referenced, smaller ones copied.
+    pub const REFERENCE_MIN: usize = 16 * 1024;
+
+    pub fn with_capacity(capacity: usize) -> Frame {
+        Frame {
+            head: Vec::with_capacity(capacity),
+            ..Frame::default()
+        }
+    }
+
+    /// Overwrites bytes already written at `at` (at most the head's first
+    /// bytes, which are never a reference): for a size prefix.
+    pub fn patch(&mut self, at: usize, v: &[u8]) {
+        self.head[at..at + v.len()].copy_from_slice(v);
+    }
+
+    /// The frame as consecutive chunks, to be written in order.
+    pub fn into_chunks(self) -> Vec<Bytes> {
+        let mut head = Bytes::from(self.head);
+        let mut chunks = Vec::with_capacity(2 * self.parts.len() + 1);
+        let mut taken = 0;
+        for (position, bytes) in self.parts {
+            let piece = head.split_to(position - taken);
+            taken = position;
+            if !piece.is_empty() {
+                chunks.push(piece);
+            }
+            chunks.push(bytes);
+        }
+        if !head.is_empty() {
+            chunks.push(head);
+        }
+        chunks
+    }
+}
+
+impl Put for Frame {
+    fn put_raw(&mut self, v: &[u8]) {
+        self.head.extend_from_slice(v);
+    }
+    fn written(&self) -> usize {
+        self.head.len() + self.parts_len
+    }
+    fn put_records(&mut self, v: &Bytes, flexible: bool) -> Result<(), EncodeError> {
+        self.put_length(Some(v.len()), flexible, true)?;
+        if v.len() >= Frame::REFERENCE_MIN {
+            self.parts.push((self.head.len(), v.clone()));
+            self.parts_len += v.len();
+        } else {
+            self.head.extend_from_slice(v);
+        }
+        Ok(())
     }
 }
 

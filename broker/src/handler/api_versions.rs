@@ -37,8 +37,8 @@ pub fn unsupported(header: &RequestHeader) -> Outcome {
         api_keys: supported(),
         ..Default::default()
     };
-    match protocol::header::encode_response(header.correlation_id, 0, &body) {
-        Ok(bytes) => Outcome::Respond(bytes),
+    match protocol::header::encode_response_chunks(header.correlation_id, 0, &body) {
+        Ok(chunks) => Outcome::Respond(chunks),
         Err(e) => Outcome::Close(format!("cannot encode ApiVersions response: {e}")),
     }
 }

@@ -63,8 +63,9 @@ impl Call<'_> {
 
 /// What the connection does after a request.
 pub enum Outcome {
-    /// Write this response frame.
-    Respond(Vec<u8>),
+    /// Write this response frame: its chunks in order (large record sets
+    /// are chunks of their own, sent without a copy).
+    Respond(Vec<Bytes>),
     /// acks=0 produce: nothing to send.
     NoResponse,
     /// Close the connection (malformed request), with the reason to log.
@@ -78,7 +79,11 @@ pub enum Outcome {
 impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Outcome::Respond(b) => write!(f, "Respond({} bytes)", b.len()),
+            Outcome::Respond(chunks) => write!(
+                f,
+                "Respond({} bytes)",
+                chunks.iter().map(Bytes::len).sum::<usize>()
+            ),
             Outcome::NoResponse => write!(f, "NoResponse"),
             Outcome::Close(r) => write!(f, "Close({r})"),
             Outcome::Deferred(_) => write!(f, "Deferred"),
@@ -87,8 +92,9 @@ impl std::fmt::Debug for Outcome {
 }
 
 fn respond<M: Message>(header: &RequestHeader, body: &M) -> Outcome {
-    match protocol::header::encode_response(header.correlation_id, header.api_version, body) {
-        Ok(bytes) => Outcome::Respond(bytes),
+    match protocol::header::encode_response_chunks(header.correlation_id, header.api_version, body)
+    {
+        Ok(chunks) => Outcome::Respond(chunks),
         Err(e) => Outcome::Close(format!(
             "cannot encode response to api {} v{}: {e}",
             header.api_key, header.api_version

@@ -8,7 +8,7 @@ use super::batch::{self, BatchHeader, HEADER_LEN, TimestampType};
 use super::error::LogError;
 use super::file::DiskFile;
 use super::partition_log::{LogState, PartitionLog};
-use super::segment::{ChunkReader, Segment};
+use super::segment::{ChunkReader, HEADER_WALK_CHUNK, Segment};
 
 /// The result of a read. Offsets outside the log are outcomes, not errors:
 /// the Fetch handler turns `BelowLogStart` into a remote (tiered) read and
@@ -114,7 +114,7 @@ impl PartitionLog {
         start: &ReadStart,
         offset: i64,
     ) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        let mut reader = ChunkReader::new(&start.file, start.size);
+        let mut reader = ChunkReader::new(&start.file, start.size, HEADER_WALK_CHUNK);
         let mut position = checked_start(start, &mut reader).await?;
         while position < start.size {
             let header = self
@@ -165,7 +165,7 @@ impl PartitionLog {
         };
         let cap = self.config.borrow().max_batch_decompressed_bytes;
         for start in candidates {
-            let mut reader = ChunkReader::new(&start.file, start.size);
+            let mut reader = ChunkReader::new(&start.file, start.size, HEADER_WALK_CHUNK);
             let mut position = checked_start(&start, &mut reader).await?;
             while position < start.size {
                 let header = self

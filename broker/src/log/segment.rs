@@ -13,7 +13,11 @@ const INDEX_SUFFIX: &str = ".index";
 const TIME_INDEX_SUFFIX: &str = ".timeindex";
 
 /// Bytes read per I/O when scanning a segment.
+/// Read size of a full scan (recovery), which reads every byte.
 const SCAN_CHUNK: usize = 256 * 1024;
+/// Read size of a header walk (finding the batch that holds an offset),
+/// which reads a few headers near an index entry.
+pub const HEADER_WALK_CHUNK: usize = 8 * 1024;
 
 /// The file name of a segment: its base offset, zero-padded to 20 digits.
 pub fn segment_file_name(base_offset: i64) -> String {
@@ -237,16 +241,19 @@ pub struct ChunkReader<'a> {
     limit: u64,
     start: u64,
     chunk: Vec<u8>,
+    chunk_size: usize,
 }
 
 impl<'a> ChunkReader<'a> {
-    /// A reader of `file` that never reads at or past `limit`.
-    pub fn new(file: &'a DiskFile, limit: u64) -> ChunkReader<'a> {
+    /// A reader of `file` that never reads at or past `limit`, reading
+    /// `chunk_size` bytes at a time (more when a range asked is larger).
+    pub fn new(file: &'a DiskFile, limit: u64, chunk_size: usize) -> ChunkReader<'a> {
         ChunkReader {
             file,
             limit,
             start: 0,
             chunk: Vec::new(),
+            chunk_size,
         }
     }
 
@@ -255,7 +262,7 @@ impl<'a> ChunkReader<'a> {
     pub async fn bytes(&mut self, pos: u64, len: usize) -> Result<&[u8], LogError> {
         let end = (pos + len as u64).min(self.limit);
         if pos < self.start || end > self.start + self.chunk.len() as u64 {
-            let want = (self.limit.saturating_sub(pos)).min(SCAN_CHUNK.max(len) as u64);
+            let want = (self.limit.saturating_sub(pos)).min(self.chunk_size.max(len) as u64);
             self.chunk = self.file.read_at(pos, want as usize).await?;
             self.start = pos;
         }
@@ -278,7 +285,7 @@ pub async fn scan(
     expected_offset: i64,
     mut on_batch: impl FnMut(u64, &BatchHeader),
 ) -> Result<ScanEnd, LogError> {
-    let mut reader = ChunkReader::new(file, limit);
+    let mut reader = ChunkReader::new(file, limit, SCAN_CHUNK);
     let mut position = start;
     let mut next_offset = expected_offset;
     let invalid = loop {
