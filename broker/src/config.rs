@@ -174,6 +174,21 @@ fn validate_timestamp_type(v: &str) -> Result<(), String> {
         _ => Err("must be CreateTime or LogAppendTime".into()),
     }
 }
+fn validate_bool(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "true" | "false" => Ok(()),
+        _ => Err("must be true or false".into()),
+    }
+}
+fn validate_local_retention(v: &str) -> Result<(), String> {
+    long_at_least(-2)(v)
+}
+fn validate_schema_validation_mode(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "id" | "full" => Ok(()),
+        _ => Err("must be id (the schema id must be registered) or full (the payload must decode with that schema)".into()),
+    }
+}
 fn validate_max_message_bytes(v: &str) -> Result<(), String> {
     match v.trim().parse::<i64>() {
         Ok(n) if (0..=i32::MAX as i64).contains(&n) => Ok(()),
@@ -239,12 +254,72 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "replicas that must acknowledge acks=all; one broker holds one replica",
         validate: validate_min_isr,
     },
+    TopicConfigDef {
+        name: "remote.storage.enable",
+        default: "false",
+        kind: ConfigType::Boolean,
+        doc: "upload sealed segments to the object store and serve older offsets from there",
+        validate: validate_bool,
+    },
+    TopicConfigDef {
+        name: "local.retention.ms",
+        default: "-2",
+        kind: ConfigType::Long,
+        doc: "with remote storage, how long segments stay on local disk; -2 = retention.ms",
+        validate: validate_local_retention,
+    },
+    TopicConfigDef {
+        name: "local.retention.bytes",
+        default: "-2",
+        kind: ConfigType::Long,
+        doc: "with remote storage, local size target of a partition; -2 = retention.bytes",
+        validate: validate_local_retention,
+    },
+    TopicConfigDef {
+        name: "remote.delete",
+        default: "true",
+        kind: ConfigType::Boolean,
+        doc: "deleting the topic deletes its data in the object store",
+        validate: validate_bool,
+    },
+    TopicConfigDef {
+        name: "value.schema.id.validation",
+        default: "false",
+        kind: ConfigType::Boolean,
+        doc: "reject records whose value does not start with a registered schema id",
+        validate: validate_bool,
+    },
+    TopicConfigDef {
+        name: "key.schema.id.validation",
+        default: "false",
+        kind: ConfigType::Boolean,
+        doc: "reject records whose key does not start with a registered schema id",
+        validate: validate_bool,
+    },
+    TopicConfigDef {
+        name: "schema.validation.mode",
+        default: "id",
+        kind: ConfigType::String,
+        doc: "with schema id validation: id (the id is registered) or full (the payload decodes with it)",
+        validate: validate_schema_validation_mode,
+    },
 ];
 
 /// Redpanda's names for Kafka's topic configs.
 const ALIASES: &[(&str, &str)] = &[
     ("retention.local.target.ms", "local.retention.ms"),
     ("retention.local.target.bytes", "local.retention.bytes"),
+    ("redpanda.remote.write", "remote.storage.enable"),
+    ("redpanda.remote.read", "remote.storage.enable"),
+    ("redpanda.remote.delete", "remote.delete"),
+    (
+        "redpanda.value.schema.id.validation",
+        "value.schema.id.validation",
+    ),
+    (
+        "redpanda.key.schema.id.validation",
+        "key.schema.id.validation",
+    ),
 ];
 
 /// Looks up a topic config by Kafka name or alias.
@@ -280,6 +355,17 @@ pub struct TopicConfig {
     pub segment_ms: i64,
     pub max_message_bytes: usize,
     pub log_append_time: bool,
+    /// Sealed segments go to the object store; older offsets are read back.
+    pub remote_storage: bool,
+    /// Local-disk targets with remote storage (`-2` resolved to the totals).
+    pub local_retention_ms: i64,
+    pub local_retention_bytes: i64,
+    /// Deleting the topic deletes its objects.
+    pub remote_delete: bool,
+    pub value_schema_id_validation: bool,
+    pub key_schema_id_validation: bool,
+    /// With schema id validation: decode each payload with its schema.
+    pub schema_validation_full: bool,
 }
 
 impl TopicConfig {
@@ -314,6 +400,19 @@ impl TopicConfig {
             segment_ms: long("segment.ms", 604_800_000),
             max_message_bytes: long("max.message.bytes", 1_048_588).max(0) as usize,
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            remote_storage: get("remote.storage.enable") == "true",
+            local_retention_ms: match long("local.retention.ms", -2) {
+                -2 => long("retention.ms", 604_800_000),
+                v => v,
+            },
+            local_retention_bytes: match long("local.retention.bytes", -2) {
+                -2 => long("retention.bytes", -1),
+                v => v,
+            },
+            remote_delete: get("remote.delete") != "false",
+            value_schema_id_validation: get("value.schema.id.validation") == "true",
+            key_schema_id_validation: get("key.schema.id.validation") == "true",
+            schema_validation_full: get("schema.validation.mode") == "full",
         }
     }
 }
