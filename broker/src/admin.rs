@@ -184,7 +184,63 @@ pub async fn delete_topic(shard: &Shard, name: &str) -> Result<(), AdminError> {
     tracing::info!(topic = name, "deleted topic");
     for_partitions(shard, name, 0..meta.partitions, || PartitionOp::Delete)
         .await
-        .map_err(|code| (code, format!("cannot delete the data of {name}")))
+        .map_err(|code| (code, format!("cannot delete the data of {name}")))?;
+    let config = crate::config::TopicConfig::effective(&meta.configs, &shard.cluster.config);
+    if let Some(tier) = &shard.cluster.tier
+        && config.remote_delete
+    {
+        // The topic is gone locally either way; objects left behind by a
+        // failure here are logged, and a re-created topic of the same name
+        // starts from an empty manifest only after they are removed.
+        match tier.delete_topic(name).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(topic = name, objects = n, "deleted the topic's remote data"),
+            Err(e) => {
+                tracing::error!(topic = name, error = %e, "cannot delete the topic's remote data");
+                return Err((
+                    error_code::KAFKA_STORAGE_ERROR,
+                    format!("{name} was deleted locally but its remote data could not be: {e}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Recreates `plan`'s topic from the object store: each partition's local
+/// log starts empty at the offset after its last uploaded one (a durable
+/// log-start checkpoint written before the topic exists), and everything
+/// below is read back from the bucket. Refuses a topic that exists.
+pub async fn recover_topic(
+    shard: &Shard,
+    plan: &shadow_index::recovery::TopicRecovery,
+) -> Result<String, String> {
+    let name = plan.topic.topic.as_str();
+    if shard.cluster.topics.get(name).is_some() {
+        return Err(format!("{name}: exists here already; not recovered"));
+    }
+    let mut configs = BTreeMap::new();
+    for (key, value) in &plan.topic.configs {
+        let (key, value) = crate::config::validate_topic_config(key, value)
+            .map_err(|e| format!("{name}: config {key}={value} in topic.json: {e}"))?;
+        configs.insert(key, value);
+    }
+    let mut records = 0;
+    for part in &plan.partitions {
+        let tp = crate::topics::TopicPartition::new(name, part.partition);
+        let dir = shard.cluster.config.data_dir.join(tp.dir_name());
+        crate::log::start_empty_at(&shard.disk, &dir, part.next_offset)
+            .await
+            .map_err(|e| format!("{tp}: cannot prepare the local log: {e}"))?;
+        records += part.next_offset - part.remote_start_offset;
+    }
+    create_topic(shard, name, plan.topic.partition_count, configs, false)
+        .await
+        .map_err(|(code, message)| format!("{name}: {message} (kafka error {code})"))?;
+    Ok(format!(
+        "{name}: recovered {} partitions, {records} offsets readable from the object store",
+        plan.topic.partition_count
+    ))
 }
 
 /// Grows a topic to `count` partitions.

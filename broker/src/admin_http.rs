@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -64,6 +64,8 @@ pub fn start(runtime: Arc<Runtime>) -> std::io::Result<AdminServer> {
                     .route("/metrics", get(metrics))
                     .route("/v1/topics", get(topics))
                     .route("/v1/topics/{name}", get(topic))
+                    .route("/v1/tier/status", get(tier_status))
+                    .route("/v1/tier/recover", axum::routing::post(tier_recover))
                     .with_state(runtime);
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
                     let _ = stop_rx.await;
@@ -98,6 +100,9 @@ async fn metrics(State(rt): State<Arc<Runtime>>) -> Response {
         let p: Gauge = Gauge::default();
         p.set(topics.iter().map(|t| i64::from(t.partitions)).sum());
         registry.register("partitions", "partitions of all topics", p);
+        if let Some(tier) = &rt.cluster.tier {
+            tier.register_metrics(registry);
+        }
     });
     (
         [(
@@ -171,4 +176,122 @@ async fn topic(State(rt): State<Arc<Runtime>>, Path(name): Path<String>) -> Resp
         )
             .into_response(),
     }
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct TierQuery {
+    topic: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+/// `GET /v1/tier/status[?topic=T]`: every open partition's offsets across
+/// both tiers, upload progress and lag, and the cache hit ratio.
+async fn tier_status(State(rt): State<Arc<Runtime>>, Query(q): Query<TierQuery>) -> Response {
+    if let Some(topic) = &q.topic
+        && rt.cluster.topics.get(topic).is_none()
+    {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": format!("topic {topic} does not exist") })),
+        )
+            .into_response();
+    }
+    let mut partitions = Vec::new();
+    for inbox in &rt.cluster.inboxes {
+        let (tx, rx) = async_channel::bounded(1);
+        let msg = crate::shard::ShardMsg::TierStatus {
+            topic: q.topic.clone(),
+            reply: tx,
+        };
+        if inbox.send(msg).await.is_ok()
+            && let Ok(list) = rx.recv().await
+        {
+            partitions.extend(list);
+        }
+    }
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    let tier = rt.cluster.tier.as_ref();
+    axum::Json(serde_json::json!({
+        "object_store": tier.map(|t| t.url()),
+        "cache_hit_ratio": tier.map(|t| t.cache_hit_ratio()),
+        "partitions": partitions,
+    }))
+    .into_response()
+}
+
+/// `POST /v1/tier/recover?topic=T` or `?all=true`: recreates topics from
+/// the object store, streaming one progress line at a time.
+async fn tier_recover(State(rt): State<Arc<Runtime>>, Query(q): Query<TierQuery>) -> Response {
+    let Some(tier) = rt.cluster.tier.clone() else {
+        return (StatusCode::CONFLICT, "tiered storage is not running\n").into_response();
+    };
+    if q.topic.is_none() && !q.all {
+        return (
+            StatusCode::BAD_REQUEST,
+            "name a topic (?topic=) or ask for ?all=true\n",
+        )
+            .into_response();
+    }
+    let (lines, body) = async_channel::unbounded::<String>();
+    let cluster = rt.cluster.clone();
+    tokio::spawn(async move {
+        let say = |line: String| {
+            let _ = lines.try_send(line + "\n");
+        };
+        say(format!("reading manifests from {}", tier.url()));
+        let progress_lines = lines.clone();
+        let plan = tier
+            .recovery_plan(q.topic.clone(), move |line| {
+                let _ = progress_lines.try_send(line + "\n");
+            })
+            .await;
+        let plan = match plan {
+            Ok(plan) if plan.is_empty() => {
+                say(format!(
+                    "ERROR: no topic.json for {} in the object store",
+                    q.topic.as_deref().unwrap_or("any topic")
+                ));
+                return;
+            }
+            Ok(plan) => plan,
+            Err(e) => {
+                say(format!("ERROR: {e}"));
+                return;
+            }
+        };
+        let mut failed = 0;
+        for topic in plan {
+            let (tx, rx) = async_channel::bounded(1);
+            let msg = crate::shard::ShardMsg::Recover {
+                plan: topic,
+                reply: tx,
+            };
+            let result = match cluster.inboxes[0].send(msg).await {
+                Ok(()) => rx
+                    .recv()
+                    .await
+                    .unwrap_or_else(|_| Err("the broker is stopping".into())),
+                Err(_) => Err("the broker is stopping".into()),
+            };
+            match result {
+                Ok(line) => say(line),
+                Err(line) => {
+                    failed += 1;
+                    say(format!("ERROR: {line}"));
+                }
+            }
+        }
+        say(if failed == 0 {
+            "done".to_string()
+        } else {
+            format!("ERROR: {failed} topic(s) not recovered")
+        });
+    });
+    let stream = futures_util::StreamExt::map(body, Ok::<_, std::convert::Infallible>);
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }

@@ -45,6 +45,7 @@ pub struct FileConfig {
     pub kafka_addr: Option<String>,
     pub advertised_addr: Option<String>,
     pub admin_addr: Option<String>,
+    pub registry_addr: Option<String>,
     pub cores: Option<usize>,
     pub socket_request_max_bytes: Option<usize>,
     pub auto_create_topics_enable: Option<bool>,
@@ -54,6 +55,84 @@ pub struct FileConfig {
     /// Broker-wide defaults for topic configs, by Kafka name.
     #[serde(default)]
     pub topic_defaults: BTreeMap<String, toml::Value>,
+    /// Object store URL: `file:///path` or `s3://bucket[/prefix]`.
+    pub object_store: Option<String>,
+    /// Tiered storage settings (`[tier]`).
+    #[serde(default)]
+    pub tier: TierFileConfig,
+    /// S3 settings that win over the `AWS_*` environment (`[s3]`).
+    #[serde(default)]
+    pub s3: S3FileConfig,
+}
+
+/// `[tier]` in `floe.toml`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierFileConfig {
+    pub cache_dir: Option<PathBuf>,
+    pub cache_bytes: Option<u64>,
+    pub chunk_bytes: Option<u64>,
+    pub idle_roll_ms: Option<i64>,
+    pub upload_interval_ms: Option<u64>,
+    pub upload_concurrency: Option<usize>,
+}
+
+/// `[s3]` in `floe.toml`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3FileConfig {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub allow_http: Option<bool>,
+    pub virtual_hosted_style: Option<bool>,
+}
+
+/// Tiered storage (the shadow index) as the broker runs it.
+#[derive(Debug, Clone)]
+pub struct TierSettings {
+    /// Object store URL; by default `file://<data-dir>/bucket`.
+    pub object_store: String,
+    pub s3: S3FileConfig,
+    /// The remote-read chunk cache: directory and size in bytes.
+    pub cache_dir: PathBuf,
+    pub cache_bytes: u64,
+    /// Bytes per ranged GET (and cache entry).
+    pub chunk_bytes: u64,
+    /// An active segment idle this long is rolled so it can be uploaded.
+    pub idle_roll_ms: i64,
+    /// How often each shard looks for segments to upload.
+    pub upload_interval_ms: u64,
+    /// Segment uploads in flight at once.
+    pub upload_concurrency: usize,
+}
+
+impl TierSettings {
+    pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+    pub const DEFAULT_CHUNK_BYTES: u64 = 16 << 20;
+    pub const DEFAULT_IDLE_ROLL_MS: i64 = 10 * 60 * 1000;
+    pub const DEFAULT_UPLOAD_INTERVAL_MS: u64 = 1000;
+
+    /// The defaults for a broker whose data lives in `data_dir`.
+    pub fn defaults(data_dir: &Path) -> TierSettings {
+        TierSettings {
+            object_store: default_object_store(data_dir),
+            s3: S3FileConfig::default(),
+            cache_dir: data_dir.join("cache"),
+            cache_bytes: Self::DEFAULT_CACHE_BYTES,
+            chunk_bytes: Self::DEFAULT_CHUNK_BYTES,
+            idle_roll_ms: Self::DEFAULT_IDLE_ROLL_MS,
+            upload_interval_ms: Self::DEFAULT_UPLOAD_INTERVAL_MS,
+            upload_concurrency: 4,
+        }
+    }
+}
+
+/// `file://<data-dir>/bucket`, with the data dir made absolute.
+pub fn default_object_store(data_dir: &Path) -> String {
+    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    format!("file://{}", dir.join("bucket").display())
 }
 
 impl FileConfig {
@@ -77,6 +156,8 @@ pub struct BrokerConfig {
     /// `host:port` that clients are told to connect to.
     pub advertised_addr: String,
     pub admin_addr: String,
+    /// Schema registry HTTP listener.
+    pub registry_addr: String,
     pub cores: usize,
     pub node_id: i32,
     pub cluster_id: String,
@@ -90,11 +171,14 @@ pub struct BrokerConfig {
     /// Broker-level overrides of topic config defaults (source
     /// STATIC_BROKER_CONFIG in DescribeConfigs).
     pub topic_defaults: BTreeMap<String, String>,
+    /// Tiered storage.
+    pub tier: TierSettings,
 }
 
 impl BrokerConfig {
     pub const DEFAULT_KAFKA_ADDR: &'static str = "0.0.0.0:9092";
     pub const DEFAULT_ADMIN_ADDR: &'static str = "0.0.0.0:9644";
+    pub const DEFAULT_REGISTRY_ADDR: &'static str = "0.0.0.0:8081";
     pub const DEFAULT_DATA_DIR: &'static str = "./floe-data";
 
     /// The broker-level default of a topic config, if set in `floe.toml`.
@@ -443,6 +527,7 @@ mod tests {
             kafka_addr: "127.0.0.1:9092".into(),
             advertised_addr: "127.0.0.1:9092".into(),
             admin_addr: "127.0.0.1:9644".into(),
+            registry_addr: "127.0.0.1:8081".into(),
             cores: 1,
             node_id: 1,
             cluster_id: "c".into(),
@@ -452,6 +537,7 @@ mod tests {
             group_initial_rebalance_delay_ms: 0,
             min_free_bytes: None,
             topic_defaults: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+            tier: TierSettings::defaults(Path::new("/tmp/x")),
         }
     }
 

@@ -11,10 +11,13 @@
 //!   to time and storage; [`offsets`] stores commits in `__consumer_offsets`.
 //! - [`topics`], [`config`], [`admin`]: topic metadata, configs and admin ops.
 //! - [`admin_http`], [`metrics`]: `/health`, `/metrics`, the JSON admin API.
+//! - [`registry`]: the schema registry over `_schemas`, its HTTP server and
+//!   produce-time schema validation.
 //! - [`client`]: the blocking client behind `floe topic ...`.
 //! - [`error_code`]: Kafka error codes.
 
 pub mod admin;
+pub mod admin_client;
 pub mod admin_http;
 pub mod client;
 pub mod config;
@@ -31,6 +34,8 @@ pub mod offsets;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+pub mod registry;
 pub mod server;
 pub mod shard;
+pub mod tier;
 pub mod topics;

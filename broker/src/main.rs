@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use broker::client::Client;
-use broker::config::{BrokerConfig, FileConfig, topic_defaults_from_toml};
+use broker::config::{BrokerConfig, FileConfig, TierSettings, topic_defaults_from_toml};
 use clap::{Args, Parser, Subcommand};
 use protocol::create_topics_request::{CreatableTopic, CreatableTopicConfig, CreateTopicsRequest};
 use protocol::create_topics_response::CreateTopicsResponse;
@@ -49,6 +49,33 @@ enum Command {
         #[command(subcommand)]
         command: TopicCommand,
     },
+    /// Tiered storage on a running broker.
+    Tier {
+        #[command(subcommand)]
+        command: TierCommand,
+    },
+}
+
+#[derive(Args)]
+struct AdminArg {
+    /// The broker's admin API (`--admin-addr` of `floe serve`).
+    #[arg(long, env = "FLOE_ADMIN", default_value = "127.0.0.1:9644")]
+    admin: String,
+}
+
+#[derive(Subcommand)]
+enum TierCommand {
+    /// Per partition: local start, remote start and end, high watermark,
+    /// uploaded segments and bytes, upload lag; and the cache hit ratio.
+    Status {
+        /// Only this topic.
+        topic: Option<String>,
+        /// Print the JSON the broker answered.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArg,
+    },
 }
 
 #[derive(Args)]
@@ -69,9 +96,24 @@ struct ServeArgs {
     /// Admin HTTP listener: /health, /metrics, /v1 [default: 0.0.0.0:9644].
     #[arg(long, env = "FLOE_ADMIN_ADDR")]
     admin_addr: Option<String>,
+    /// Schema registry HTTP listener (Confluent API) [default: 0.0.0.0:8081].
+    #[arg(long, env = "FLOE_REGISTRY_ADDR")]
+    registry_addr: Option<String>,
     /// Data-plane shards (one thread per core) [default: all cores].
     #[arg(long, env = "FLOE_CORES")]
     cores: Option<usize>,
+    /// Object store for tiered storage: file:///path or s3://bucket[/prefix]
+    /// (S3 settings from AWS_* variables or [s3] in floe.toml)
+    /// [default: file://<data-dir>/bucket].
+    #[arg(long, env = "FLOE_OBJECT_STORE")]
+    object_store: Option<String>,
+    /// Roll an active segment idle this long so it reaches the object
+    /// store [default: 600000].
+    #[arg(long, env = "FLOE_TIER_IDLE_ROLL_MS")]
+    tier_idle_roll_ms: Option<i64>,
+    /// Size of the remote-read chunk cache in bytes [default: 1 GiB].
+    #[arg(long, env = "FLOE_TIER_CACHE_BYTES")]
+    tier_cache_bytes: Option<u64>,
 }
 
 #[derive(Args)]
@@ -126,6 +168,114 @@ enum TopicCommand {
         #[command(flatten)]
         broker: BrokerArg,
     },
+    /// Recreate topics from the object store on a broker whose data dir
+    /// lacks them (configs, partitions, offsets); consumers then read the
+    /// whole history from the bucket.
+    Recover {
+        /// The topic to recover.
+        name: Option<String>,
+        /// Recover every topic found in the object store.
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        #[command(flatten)]
+        admin: AdminArg,
+    },
+}
+
+fn topic_recover(name: Option<&str>, all: bool, admin: &str) -> anyhow::Result<()> {
+    let query = match (name, all) {
+        (Some(n), _) => format!("topic={}", percent_encode(n)),
+        (None, true) => "all=true".to_string(),
+        (None, false) => bail!("name a topic to recover, or pass --all"),
+    };
+    let response = broker::admin_client::call(admin, "POST", &format!("/v1/tier/recover?{query}"))?;
+    if response.status != 200 {
+        bail!("recovery refused: {}", response.text()?.trim());
+    }
+    let mut failed = false;
+    for line in std::io::BufRead::lines(response.body) {
+        let line = line.context("the broker closed the connection mid-recovery")?;
+        failed |= line.starts_with("ERROR");
+        println!("{line}");
+    }
+    if failed {
+        bail!("recovery did not complete");
+    }
+    Ok(())
+}
+
+fn tier_status(topic: Option<&str>, json: bool, admin: &str) -> anyhow::Result<()> {
+    let path = match topic {
+        Some(t) => format!("/v1/tier/status?topic={}", percent_encode(t)),
+        None => "/v1/tier/status".to_string(),
+    };
+    let response = broker::admin_client::call(admin, "GET", &path)?;
+    let status = response.status;
+    let text = response.text()?;
+    if status != 200 {
+        bail!("tier status: {}", text.trim());
+    }
+    if json {
+        println!("{text}");
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).context("tier status answer")?;
+    println!(
+        "object store: {}",
+        v["object_store"].as_str().unwrap_or("-")
+    );
+    if let Some(ratio) = v["cache_hit_ratio"].as_f64() {
+        println!("remote read cache hit ratio: {:.1}%", ratio * 100.0);
+    }
+    println!(
+        "{:<30} {:>5} {:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>14} {:>12} {:>12}",
+        "TOPIC",
+        "PART",
+        "TIERED",
+        "LOCAL_START",
+        "REMOTE_START",
+        "REMOTE_END",
+        "HIGH_WATER",
+        "SEGMENTS",
+        "UPLOADED",
+        "LOCAL",
+        "UPLOAD_LAG"
+    );
+    let opt = |x: &serde_json::Value| x.as_i64().map_or("-".to_string(), |n| n.to_string());
+    for p in v["partitions"].as_array().into_iter().flatten() {
+        println!(
+            "{:<30} {:>5} {:>6} {:>12} {:>12} {:>12} {:>12} {:>9} {:>14} {:>12} {:>12}",
+            p["topic"].as_str().unwrap_or("?"),
+            opt(&p["partition"]),
+            if p["remote_storage"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            },
+            opt(&p["local_start"]),
+            opt(&p["remote_start"]),
+            opt(&p["remote_end"]),
+            opt(&p["high_watermark"]),
+            opt(&p["uploaded_segments"]),
+            format!("{} B", opt(&p["uploaded_bytes"])),
+            format!("{} B", opt(&p["local_bytes"])),
+            opt(&p["upload_lag"]),
+        );
+        if let Some(e) = p["last_error"].as_str() {
+            println!("    last upload error: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encodes a topic name for a query string.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn parse_pairs(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
@@ -195,6 +345,35 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
         .data_dir
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from(BrokerConfig::DEFAULT_DATA_DIR));
+    let defaults = TierSettings::defaults(&data_dir);
+    let tier = TierSettings {
+        object_store: args
+            .object_store
+            .or(file.object_store)
+            .unwrap_or(defaults.object_store),
+        s3: file.s3,
+        cache_dir: file.tier.cache_dir.unwrap_or(defaults.cache_dir),
+        cache_bytes: args
+            .tier_cache_bytes
+            .or(file.tier.cache_bytes)
+            .unwrap_or(defaults.cache_bytes),
+        chunk_bytes: file.tier.chunk_bytes.unwrap_or(defaults.chunk_bytes),
+        idle_roll_ms: args
+            .tier_idle_roll_ms
+            .or(file.tier.idle_roll_ms)
+            .unwrap_or(defaults.idle_roll_ms),
+        upload_interval_ms: file
+            .tier
+            .upload_interval_ms
+            .unwrap_or(defaults.upload_interval_ms),
+        upload_concurrency: file
+            .tier
+            .upload_concurrency
+            .unwrap_or(defaults.upload_concurrency),
+    };
+    if tier.chunk_bytes < 4096 {
+        bail!("tier.chunk_bytes must be at least 4096");
+    }
     Ok(BrokerConfig {
         cluster_id: cluster_id(&data_dir)?,
         data_dir,
@@ -204,6 +383,10 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
             .admin_addr
             .or(file.admin_addr)
             .unwrap_or_else(|| BrokerConfig::DEFAULT_ADMIN_ADDR.to_string()),
+        registry_addr: args
+            .registry_addr
+            .or(file.registry_addr)
+            .unwrap_or_else(|| BrokerConfig::DEFAULT_REGISTRY_ADDR.to_string()),
         cores,
         node_id: 1,
         socket_request_max_bytes: file.socket_request_max_bytes.unwrap_or(100 << 20),
@@ -212,6 +395,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
         group_initial_rebalance_delay_ms: file.group_initial_rebalance_delay_ms.unwrap_or(0),
         min_free_bytes: file.min_free_bytes,
         topic_defaults: topic_defaults_from_toml(&file.topic_defaults)?,
+        tier,
     })
 }
 
@@ -495,6 +679,14 @@ fn main() -> anyhow::Result<()> {
                 broker,
             } => topic_alter(&name, &configs, &delete, &broker.broker)?,
             TopicCommand::Delete { name, broker } => topic_delete(&name, &broker.broker)?,
+            TopicCommand::Recover { name, all, admin } => {
+                topic_recover(name.as_deref(), all, &admin.admin)?
+            }
+        },
+        Command::Tier { command } => match command {
+            TierCommand::Status { topic, json, admin } => {
+                tier_status(topic.as_deref(), json, &admin.admin)?
+            }
         },
     }
     Ok(())

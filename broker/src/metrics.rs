@@ -16,6 +16,12 @@ pub struct CodeLabels {
     pub code: i16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: i32,
+}
+
 /// Every metric the broker exports.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -28,6 +34,8 @@ pub struct Metrics {
     pub fetched_bytes: Counter,
     pub connections: Gauge,
     pub closed_bad_requests: Counter,
+    /// Offsets of a tiered partition not yet in the object store.
+    pub tier_upload_lag: Family<PartitionLabels, Gauge>,
 }
 
 impl Metrics {
@@ -63,6 +71,11 @@ impl Metrics {
             "produce_errors",
             "produce partition results with an error, by Kafka error code",
             self.produce_errors.clone(),
+        );
+        registry.register(
+            "tier_upload_lag_offsets",
+            "offsets of a tiered partition not yet uploaded to the object store",
+            self.tier_upload_lag.clone(),
         );
         registry.register(
             "fetched_bytes",

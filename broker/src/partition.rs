@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use crate::log::{
     self, Disk, LogConfig, LogError, PartitionLog, ReadOutcome, RetentionPolicy, TimestampType,
 };
 use crate::producer_state::{BatchRecord, ProducerStates, SequenceCheck, last_sequence};
+use crate::tier::Tier;
 use crate::topics::TopicPartition;
 
 /// What a produce to one partition returned.
@@ -74,6 +76,54 @@ pub struct Partition {
     appended: Event,
     /// End offset of the last snapshot written.
     snapshot_end: std::cell::Cell<i64>,
+    /// Tiered storage, when the broker runs it.
+    tier: Option<Arc<Tier>>,
+    /// What this partition has in the object store.
+    remote: RefCell<RemoteState>,
+    /// One tier pass (upload, remote retention) at a time.
+    tier_lock: Semaphore,
+}
+
+/// A partition's remote tier as last seen.
+#[derive(Debug, Clone, Default)]
+pub struct RemoteState {
+    /// The manifest was read (or found missing) since the partition opened.
+    pub loaded: bool,
+    /// `(start, end)`: offsets `start..end` are readable from the object
+    /// store; everything below `end` is uploaded and listed durably.
+    pub range: Option<(i64, i64)>,
+    pub uploaded_segments: u64,
+    pub uploaded_bytes: u64,
+    /// The last upload error, until an upload succeeds.
+    pub last_error: Option<String>,
+    /// When the remote retention last ran (ms since the epoch).
+    pub retention_ran_ms: i64,
+}
+
+impl RemoteState {
+    /// The offset below which everything is in the object store.
+    pub fn end(&self) -> Option<i64> {
+        self.range.map(|(_, end)| end)
+    }
+}
+
+/// A partition's offsets across both tiers, for `floe tier status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TierStatus {
+    pub topic: String,
+    pub partition: i32,
+    pub remote_storage: bool,
+    pub local_start: i64,
+    pub remote_start: Option<i64>,
+    pub remote_end: Option<i64>,
+    pub high_watermark: i64,
+    pub local_bytes: u64,
+    pub local_segments: usize,
+    pub uploaded_segments: u64,
+    pub uploaded_bytes: u64,
+    /// Offsets not yet in the object store.
+    pub upload_lag: i64,
+    pub last_error: Option<String>,
 }
 
 impl std::fmt::Debug for Partition {
@@ -103,6 +153,7 @@ impl Partition {
         dir: PathBuf,
         config: TopicConfig,
         disk: Disk,
+        tier: Option<Arc<Tier>>,
     ) -> Result<Rc<Partition>, LogError> {
         let log = PartitionLog::open(dir, log_config(&config), disk).await?;
         let partition = Partition {
@@ -113,8 +164,12 @@ impl Partition {
             append_lock: Semaphore::new(1),
             appended: Event::new(),
             snapshot_end: std::cell::Cell::new(-1),
+            tier,
+            remote: RefCell::new(RemoteState::default()),
+            tier_lock: Semaphore::new(1),
         };
         partition.rebuild_producer_state().await?;
+        partition.load_remote_range().await;
         Ok(Rc::new(partition))
     }
 
@@ -207,7 +262,18 @@ impl Partition {
         Ok(())
     }
 
+    /// The earliest readable offset: the remote start when the object
+    /// store holds older data than the local log, else the local start.
     pub fn log_start_offset(&self) -> i64 {
+        let local = self.log.log_start_offset();
+        match self.remote.borrow().range {
+            Some((start, end)) if start < local && end >= local => start,
+            _ => local,
+        }
+    }
+
+    /// The local log's start offset.
+    pub fn local_start_offset(&self) -> i64 {
         self.log.log_start_offset()
     }
 
@@ -336,7 +402,7 @@ impl Partition {
     /// batch is returned whole even when larger, as Kafka does).
     pub async fn read(&self, offset: i64, max_bytes: usize) -> ReadResult {
         let high_watermark = self.log.log_end_offset();
-        let log_start_offset = self.log.log_start_offset();
+        let log_start_offset = self.log_start_offset();
         let base = ReadResult {
             error_code: error_code::NONE,
             high_watermark,
@@ -361,6 +427,9 @@ impl Partition {
                 records: Some(bytes),
                 ..base
             },
+            Ok(ReadOutcome::BelowLogStart { .. }) if offset >= log_start_offset => {
+                self.read_remote(offset, max_bytes, base).await
+            }
             Ok(_) => ReadResult {
                 error_code: error_code::OFFSET_OUT_OF_RANGE,
                 ..base
@@ -369,6 +438,55 @@ impl Partition {
                 tracing::error!(partition = %self.tp, offset, error = %e, "read failed");
                 ReadResult {
                     error_code: error_code::from_log_error(&e),
+                    ..base
+                }
+            }
+        }
+    }
+
+    /// Reads the partition manifest, so reads and ListOffsets see the
+    /// remote tier from the first request on. A failure is logged and the
+    /// next tier pass tries again.
+    async fn load_remote_range(&self) {
+        let Some(tier) = &self.tier else { return };
+        match tier.remote_range(&self.tp.topic, self.tp.partition).await {
+            Ok(range) => {
+                let mut state = self.remote.borrow_mut();
+                state.range = range;
+                state.loaded = true;
+            }
+            Err(e) => {
+                tracing::warn!(partition = %self.tp, error = %e, "cannot read the partition manifest");
+                self.remote.borrow_mut().last_error = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Reads batches below the local log start back from the object store.
+    async fn read_remote(&self, offset: i64, max_bytes: usize, base: ReadResult) -> ReadResult {
+        let Some(tier) = &self.tier else {
+            return ReadResult {
+                error_code: error_code::OFFSET_OUT_OF_RANGE,
+                ..base
+            };
+        };
+        match tier
+            .read(&self.tp.topic, self.tp.partition, offset, max_bytes)
+            .await
+        {
+            Ok(slice) => ReadResult {
+                records: Some(slice.bytes),
+                ..base
+            },
+            Err(e) => {
+                if e.kafka_code() == error_code::OFFSET_OUT_OF_RANGE {
+                    // The remote start moved (retention): refresh it.
+                    self.remote.borrow_mut().loaded = false;
+                } else {
+                    tracing::error!(partition = %self.tp, offset, error = %e, "remote read failed");
+                }
+                ReadResult {
+                    error_code: e.kafka_code(),
                     ..base
                 }
             }
@@ -388,7 +506,7 @@ impl Partition {
     /// timestamp is at or after `timestamp`. Returns `(offset, timestamp)`.
     pub async fn list_offset(&self, timestamp: i64) -> Result<(i64, i64), i16> {
         match timestamp {
-            -2 => Ok((self.log.log_start_offset(), -1)),
+            -2 => Ok((self.log_start_offset(), -1)),
             -1 => Ok((self.log.log_end_offset(), -1)),
             -3 => {
                 // max timestamp (KIP-734): the batch with the largest timestamp.
@@ -398,12 +516,51 @@ impl Partition {
                     Err(e) => Err(error_code::from_log_error(&e)),
                 }
             }
-            ts if ts >= 0 => match self.log.offset_for_timestamp(ts).await {
+            ts if ts >= 0 => {
+                if let Some(found) = self.remote_offset_for_timestamp(ts).await? {
+                    return Ok(found);
+                }
+                self.local_offset_for_timestamp(ts).await
+            }
+            _ => Err(error_code::INVALID_REQUEST),
+        }
+    }
+
+    /// The first remote record at or after `timestamp`, when the object
+    /// store holds data older than the local log.
+    async fn remote_offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, i16> {
+        let (Some(tier), Some((start, end))) = (&self.tier, self.remote.borrow().range) else {
+            return Ok(None);
+        };
+        if start >= self.log.log_start_offset() {
+            return Ok(None);
+        }
+        let topic = &self.tp.topic;
+        let Some(batch_offset) = tier
+            .offset_for_timestamp(topic, self.tp.partition, ts)
+            .await
+            .map_err(|e| e.kafka_code())?
+        else {
+            return Ok(None);
+        };
+        if batch_offset >= end {
+            return Ok(None);
+        }
+        let slice = tier
+            .read(topic, self.tp.partition, batch_offset, 1)
+            .await
+            .map_err(|e| e.kafka_code())?;
+        let cap = self.log.config().max_batch_decompressed_bytes;
+        Ok(log::first_record_in_batches(&slice.bytes, ts, start, cap))
+    }
+
+    async fn local_offset_for_timestamp(&self, ts: i64) -> Result<(i64, i64), i16> {
+        {
+            match self.log.offset_for_timestamp(ts).await {
                 Ok(Some((offset, ts))) => Ok((offset, ts)),
                 Ok(None) => Ok((-1, -1)),
                 Err(e) => Err(error_code::from_log_error(&e)),
-            },
-            _ => Err(error_code::INVALID_REQUEST),
+            }
         }
     }
 
@@ -414,32 +571,197 @@ impl Partition {
         if target < 0 || target > end {
             return Err(error_code::OFFSET_OUT_OF_RANGE);
         }
-        if target <= self.log.log_start_offset() {
-            return Ok(self.log.log_start_offset());
+        if target <= self.log_start_offset() {
+            return Ok(self.log_start_offset());
         }
-        self.log
-            .delete_records_before(target)
-            .await
-            .map_err(|e| error_code::from_log_error(&e))?;
+        // The remote tier first: once its start has moved, nothing below
+        // the target is readable from either tier.
+        let remote = self.remote.borrow().range;
+        if let (Some(tier), Some((start, _))) = (&self.tier, remote)
+            && target > start
+        {
+            let outcome = tier
+                .delete_records(&self.tp.topic, self.tp.partition, target)
+                .await
+                .map_err(|e| {
+                    tracing::error!(partition = %self.tp, error = %e, "remote DeleteRecords failed");
+                    e.kafka_code()
+                })?;
+            let mut state = self.remote.borrow_mut();
+            if let Some((start, _)) = &mut state.range {
+                *start = outcome.remote_start_offset;
+            }
+        }
+        if target > self.log.log_start_offset() {
+            self.log
+                .delete_records_before(target)
+                .await
+                .map_err(|e| error_code::from_log_error(&e))?;
+        }
         self.producers.borrow_mut().trim_below(target);
-        Ok(self.log.log_start_offset())
+        Ok(self.log_start_offset())
     }
 
-    /// Deletes segments beyond the topic's retention.
+    /// Deletes local segments beyond the topic's retention. With remote
+    /// storage the local targets apply (`local.retention.*`), and only
+    /// segments already uploaded and listed in a durable manifest go.
     pub async fn apply_retention(&self, now_ms: i64) -> Result<(), LogError> {
-        let (ms, bytes) = {
+        let policy = {
             let c = self.config.borrow();
-            (c.retention_ms, c.retention_bytes)
-        };
-        let policy = RetentionPolicy {
-            retention_ms: ms,
-            retention_bytes: bytes,
-            deletable_end_offset: None,
+            if c.remote_storage && self.tier.is_some() {
+                RetentionPolicy {
+                    retention_ms: c.local_retention_ms,
+                    retention_bytes: c.local_retention_bytes,
+                    deletable_end_offset: Some(
+                        self.remote
+                            .borrow()
+                            .end()
+                            .unwrap_or_else(|| self.log.log_start_offset()),
+                    ),
+                }
+            } else {
+                RetentionPolicy {
+                    retention_ms: c.retention_ms,
+                    retention_bytes: c.retention_bytes,
+                    deletable_end_offset: None,
+                }
+            }
         };
         self.log.apply_retention(now_ms, &policy).await?;
         let start = self.log.log_start_offset();
         self.producers.borrow_mut().trim_below(start);
         Ok(())
+    }
+
+    /// One tier pass: learn the remote range, roll an idle active segment,
+    /// upload sealed segments not yet in the object store (oldest first,
+    /// stopping at the first failure, which the next pass retries), and now
+    /// and then apply total retention to the remote tier. Never called from
+    /// a request; produce never waits for it.
+    pub async fn tier_pass(&self, now_ms: i64) {
+        let Some(tier) = self.tier.clone() else {
+            return;
+        };
+        let Ok(_pass) = self.tier_lock.try_acquire_permit(1) else {
+            return; // the previous pass is still uploading
+        };
+        let (topic, partition) = (self.tp.topic.clone(), self.tp.partition);
+        if !self.remote.borrow().loaded {
+            self.load_remote_range().await;
+            if !self.remote.borrow().loaded {
+                return;
+            }
+        }
+        if !self.config.borrow().remote_storage {
+            return;
+        }
+        if let Err(e) = self
+            .log
+            .roll_if_idle(now_ms, tier.settings.idle_roll_ms)
+            .await
+        {
+            tracing::error!(partition = %self.tp, error = %e, "cannot roll the idle segment");
+        }
+        for segment in self.log.sealed_segments() {
+            let uploaded = self.remote.borrow().end().unwrap_or(i64::MIN);
+            if segment.end_offset <= uploaded {
+                continue;
+            }
+            let sealed = shadow_index::uploader::SealedSegment {
+                topic: topic.clone(),
+                partition,
+                base_offset: segment.base_offset,
+                last_offset: segment.end_offset - 1,
+                epoch: 0,
+                path: segment.path.clone(),
+            };
+            match tier.upload(sealed).await {
+                Ok(outcome) => {
+                    let end = outcome.next_offset();
+                    let mut state = self.remote.borrow_mut();
+                    let start = state.range.map_or(segment.base_offset, |(s, _)| s);
+                    state.range = Some((start, end));
+                    if let shadow_index::uploader::UploadOutcome::Uploaded(meta) = &outcome {
+                        state.uploaded_segments += 1;
+                        state.uploaded_bytes += meta.size_bytes;
+                        tracing::debug!(partition = %self.tp, base = meta.base_offset, last = meta.last_offset, bytes = meta.size_bytes, "segment uploaded");
+                    }
+                    state.last_error = None;
+                }
+                Err(e) => {
+                    tracing::warn!(partition = %self.tp, base_offset = segment.base_offset, error = %e, "segment upload failed; retrying on the next pass");
+                    self.remote.borrow_mut().last_error = Some(e.to_string());
+                    return;
+                }
+            }
+        }
+        self.remote_retention(&tier, now_ms).await;
+    }
+
+    /// Total retention (`retention.ms`, `retention.bytes`) on the remote
+    /// tier, at most every 30 s.
+    async fn remote_retention(&self, tier: &Tier, now_ms: i64) {
+        let (range, ran) = {
+            let state = self.remote.borrow();
+            (state.range, state.retention_ran_ms)
+        };
+        let Some((_, end)) = range else { return };
+        if now_ms - ran < 30_000 {
+            return;
+        }
+        self.remote.borrow_mut().retention_ran_ms = now_ms;
+        let (ms, bytes) = {
+            let c = self.config.borrow();
+            (c.retention_ms, c.retention_bytes)
+        };
+        let policy = shadow_index::retention::RetentionPolicy {
+            retention_ms: (ms >= 0).then_some(ms),
+            retention_bytes: u64::try_from(bytes).ok(),
+            local_only_bytes: self.log.bytes_from(end),
+            keep_from: None,
+            now_ms: Some(now_ms),
+        };
+        match tier
+            .apply_retention(&self.tp.topic, self.tp.partition, policy)
+            .await
+        {
+            Ok(outcome) => {
+                if outcome.deleted_segments > 0 {
+                    tracing::info!(partition = %self.tp, segments = outcome.deleted_segments, bytes = outcome.deleted_bytes, remote_start = outcome.remote_start_offset, "remote retention");
+                }
+                if let Some((start, _)) = &mut self.remote.borrow_mut().range {
+                    *start = outcome.remote_start_offset;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(partition = %self.tp, error = %e, "remote retention failed")
+            }
+        }
+    }
+
+    /// Offsets and upload progress across both tiers.
+    pub fn tier_status(&self) -> TierStatus {
+        let state = self.remote.borrow().clone();
+        let high_watermark = self.log.log_end_offset();
+        TierStatus {
+            topic: self.tp.topic.clone(),
+            partition: self.tp.partition,
+            remote_storage: self.config.borrow().remote_storage,
+            local_start: self.log.log_start_offset(),
+            remote_start: state.range.map(|(s, _)| s),
+            remote_end: state.end(),
+            high_watermark,
+            local_bytes: self.log.size_bytes(),
+            local_segments: self.log.segment_count(),
+            uploaded_segments: state.uploaded_segments,
+            uploaded_bytes: state.uploaded_bytes,
+            upload_lag: high_watermark
+                - state
+                    .end()
+                    .unwrap_or(self.log.log_start_offset())
+                    .min(high_watermark),
+            last_error: state.last_error,
+        }
     }
 
     /// Flushes, snapshots producer state and writes the clean-shutdown marker.

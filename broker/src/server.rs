@@ -54,6 +54,10 @@ pub enum ServerError {
     },
     #[error("cannot start shard {shard}: {reason}")]
     Shard { shard: usize, reason: String },
+    #[error("cannot load the schema registry")]
+    Registry(#[from] crate::registry::LoadError),
+    #[error("tiered storage cannot start")]
+    Tier(#[from] crate::tier::TierError),
 }
 
 /// Shared handles that outlive the shards: for the admin plane and shutdown.
@@ -118,11 +122,13 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
     let meta_dir = config.data_dir.join("meta");
     let topics = TopicRegistry::open(&meta_dir)?;
     let producer_ids = ProducerIds::open(&meta_dir)?;
+    let (tier, cloud_plane) = crate::tier::Tier::start(config.tier.clone())?;
+    tracing::info!(object_store = tier.url(), "object store reachable");
     let cores = config.cores.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..cores)
         .map(|_| async_channel::unbounded::<ShardMsg>())
         .unzip();
-    let cluster = Arc::new(Cluster {
+    let cluster = Arc::new_cyclic(|weak| Cluster {
         config: Arc::new(config.clone()),
         topics,
         producer_ids,
@@ -130,6 +136,8 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
         shutting_down: AtomicBool::new(false),
         metrics: Metrics::default(),
         disk: crate::disk_guard::DiskGuard::new(&config.data_dir, config.min_free_bytes),
+        schemas: crate::registry::Schemas::new(weak.clone()),
+        tier: Some(tier),
     });
     cluster.disk.start();
     let runtime = Arc::new(Runtime {
@@ -144,6 +152,16 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
 
     let listening = Arc::new(AtomicUsize::new(0));
     let (failed_tx, failed_rx) = mpsc::channel::<ServerError>();
+    let registry = {
+        let failed_tx = failed_tx.clone();
+        crate::registry::start(cluster.clone(), move |e| {
+            let _ = failed_tx.send(ServerError::Registry(e));
+        })
+        .map_err(|source| ServerError::Bind {
+            addr: config.registry_addr.clone(),
+            source,
+        })?
+    };
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut handles = Vec::with_capacity(cores);
     for (id, inbox) in receivers.into_iter().enumerate() {
@@ -175,6 +193,31 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
                     return;
                 }
                 shard.open_owned_partitions().await;
+                // Produce validates against the registry: take Kafka
+                // clients only once `_schemas` is replayed.
+                {
+                    let shard = shard.clone();
+                    let every =
+                        Duration::from_millis(cluster.config.tier.upload_interval_ms.max(10));
+                    glommio::spawn_local(async move {
+                        loop {
+                            glommio::timer::sleep(every).await;
+                            if shard.cluster.is_shutting_down() {
+                                break;
+                            }
+                            shard.tier_pass().await;
+                        }
+                    })
+                    .detach();
+                }
+                let stop = runtime.shutdown.listen();
+                if !cluster.is_shutting_down() {
+                    futures_lite::future::or(cluster.schemas.wait_loaded(), stop).await;
+                }
+                if !cluster.schemas.is_loaded() {
+                    shard.close_all().await;
+                    return;
+                }
                 let listener = match glommio::net::TcpListener::bind(kafka_addr) {
                     Ok(l) => l,
                     Err(e) => {
@@ -191,6 +234,7 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
                         kafka = %kafka_addr,
                         advertised = %cluster.config.advertised_addr,
                         admin = %cluster.config.admin_addr,
+                        registry = %cluster.config.registry_addr,
                         shards = cluster.shards(),
                         data = %cluster.config.data_dir.display(),
                         "floe is ready"
@@ -249,6 +293,8 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
             Ok(())
         }
     };
+    // In-flight registry writes finish while the shards still run.
+    registry.stop();
     cluster.shutting_down.store(true, Ordering::SeqCst);
     runtime.shutdown.notify(usize::MAX);
     for inbox in &cluster.inboxes {
@@ -258,6 +304,9 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
         let _ = h.join();
     }
     admin.stop();
+    // Uploads in flight are abandoned: their segments stay local and the
+    // next start uploads them again (uploads are idempotent).
+    cloud_plane.shutdown_timeout(Duration::from_secs(5));
     stop_reason
 }
 

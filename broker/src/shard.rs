@@ -84,6 +84,16 @@ pub enum ShardMsg {
         op: GroupOp,
         reply: async_channel::Sender<GroupReply>,
     },
+    /// Tier status of this shard's open partitions (of one topic or all).
+    TierStatus {
+        topic: Option<String>,
+        reply: async_channel::Sender<Vec<crate::partition::TierStatus>>,
+    },
+    /// Recreates a topic from the object store (`floe topic recover`).
+    Recover {
+        plan: shadow_index::recovery::TopicRecovery,
+        reply: async_channel::Sender<Result<String, String>>,
+    },
     Shutdown,
 }
 
@@ -96,6 +106,10 @@ pub struct Cluster {
     pub shutting_down: AtomicBool,
     pub metrics: crate::metrics::Metrics,
     pub disk: Arc<crate::disk_guard::DiskGuard>,
+    /// The schema registry (`_schemas`), read by Produce validation.
+    pub schemas: crate::registry::Schemas,
+    /// Tiered storage (the shadow index on the cloud plane).
+    pub tier: Option<Arc<crate::tier::Tier>>,
 }
 
 impl Cluster {
@@ -137,6 +151,9 @@ impl Cluster {
     }
 }
 
+/// A topic's partition count and explicit configs, as in its `topic.json`.
+type SavedTopic = (i32, std::collections::BTreeMap<String, String>);
+
 /// One shard: the partitions and groups it owns.
 pub struct Shard {
     pub id: usize,
@@ -146,6 +163,8 @@ pub struct Shard {
     /// Serializes partition opens so a partition is opened once.
     open_lock: Semaphore,
     pub groups: GroupService,
+    /// `topic.json` contents last written, by topic.
+    saved_topics: RefCell<HashMap<String, SavedTopic>>,
 }
 
 impl Shard {
@@ -158,6 +177,7 @@ impl Shard {
             partitions: RefCell::new(HashMap::new()),
             open_lock: Semaphore::new(1),
             groups,
+            saved_topics: RefCell::new(HashMap::new()),
         })
     }
 
@@ -221,7 +241,8 @@ impl Shard {
         }
         let config = TopicConfig::effective(&meta.configs, &self.cluster.config);
         let dir = self.cluster.config.data_dir.join(tp.dir_name());
-        match Partition::open(tp.clone(), dir, config, self.disk.clone()).await {
+        let tier = self.cluster.tier.clone();
+        match Partition::open(tp.clone(), dir, config, self.disk.clone(), tier).await {
             Ok(p) => {
                 self.partitions.borrow_mut().insert(tp.clone(), p.clone());
                 Ok(p)
@@ -361,6 +382,17 @@ impl Shard {
                     })
                     .detach();
                 }
+                ShardMsg::TierStatus { topic, reply } => {
+                    let _ = reply.send(self.tier_status(topic.as_deref())).await;
+                }
+                ShardMsg::Recover { plan, reply } => {
+                    let shard = self.clone();
+                    glommio::spawn_local(async move {
+                        let r = crate::admin::recover_topic(&shard, &plan).await;
+                        let _ = reply.send(r).await;
+                    })
+                    .detach();
+                }
                 ShardMsg::Shutdown => break,
             }
         }
@@ -377,6 +409,71 @@ impl Shard {
                 }
             }
         }
+    }
+
+    /// Runs a tier pass on every open partition (uploads, remote
+    /// retention) and keeps each tiered topic's `topic.json` current.
+    pub async fn tier_pass(&self) {
+        let Some(tier) = self.cluster.tier.clone() else {
+            return;
+        };
+        let partitions: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
+        let now = now_ms();
+        for p in &partitions {
+            if self.cluster.is_shutting_down() {
+                return;
+            }
+            p.tier_pass(now).await;
+            let status = p.tier_status();
+            if status.remote_storage {
+                let labels = crate::metrics::PartitionLabels {
+                    topic: status.topic,
+                    partition: status.partition,
+                };
+                self.cluster
+                    .metrics
+                    .tier_upload_lag
+                    .get_or_create(&labels)
+                    .set(status.upload_lag);
+            }
+        }
+        // topic.json for recovery, written by the shard owning partition 0.
+        for p in partitions.iter().filter(|p| p.tp.partition == 0) {
+            let Some(meta) = self.cluster.topics.get(&p.tp.topic) else {
+                continue;
+            };
+            let config = TopicConfig::effective(&meta.configs, &self.cluster.config);
+            let saved = (meta.partitions, meta.configs.clone());
+            if !config.remote_storage || self.saved_topics.borrow().get(&p.tp.topic) == Some(&saved)
+            {
+                continue;
+            }
+            let manifest = shadow_index::manifest::TopicManifest::new(
+                &p.tp.topic,
+                meta.partitions,
+                meta.configs.clone(),
+            );
+            match tier.save_topic(manifest).await {
+                Ok(()) => {
+                    self.saved_topics
+                        .borrow_mut()
+                        .insert(p.tp.topic.clone(), saved);
+                }
+                Err(e) => {
+                    tracing::warn!(topic = %p.tp.topic, error = %e, "cannot write topic.json")
+                }
+            }
+        }
+    }
+
+    /// Tier status of the open partitions of `topic` (all when `None`).
+    pub fn tier_status(&self, topic: Option<&str>) -> Vec<crate::partition::TierStatus> {
+        self.partitions
+            .borrow()
+            .values()
+            .filter(|p| topic.is_none_or(|t| p.tp.topic == t))
+            .map(|p| p.tier_status())
+            .collect()
     }
 
     /// Applies retention to every open partition and snapshots producer

@@ -67,7 +67,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every series under `floe_tier_*` in `registry`.
     pub fn register(&self, registry: &mut Registry) {
-        let r = registry.sub_registry_with_prefix("floe_tier");
+        let r = registry.sub_registry_with_prefix("tier");
         r.register(
             "uploads_ok",
             "Segments uploaded and listed in a manifest",

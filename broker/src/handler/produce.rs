@@ -7,10 +7,13 @@
 
 use futures_util::future::join_all;
 use protocol::produce_request::ProduceRequest;
-use protocol::produce_response::{PartitionProduceResponse, ProduceResponse, TopicProduceResponse};
+use protocol::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
 
 use super::Call;
 use crate::error_code;
+use crate::registry::{Rejected, Validation};
 use crate::shard::{PartitionOp, PartitionReply, Shard};
 use crate::topics::TopicPartition;
 
@@ -34,7 +37,13 @@ pub async fn append(
         let name = topic.name;
         // Internal topics are written by the broker only: a client's produce
         // could forge committed offsets. One registry lookup per topic.
-        let internal = shard.cluster.topics.get(&name).is_some_and(|m| m.internal);
+        let meta = shard.cluster.topics.get(&name);
+        let internal = meta.as_ref().is_some_and(|m| m.internal);
+        // Schema validation (registry.rs): decided once per topic, so a
+        // topic without it costs no per-record work.
+        let validation = meta
+            .as_ref()
+            .and_then(|m| Validation::for_topic(&m.configs, &shard.cluster.config));
         let futures = topic.partition_data.into_iter().map(|p| {
             let tp = TopicPartition::new(name.clone(), p.index);
             let transactional = req.transactional_id.is_some();
@@ -56,6 +65,12 @@ pub async fn append(
                         p.index,
                         error_response(p.index, error_code::UNSUPPORTED_FOR_MESSAGE_FORMAT),
                     );
+                }
+                if let (Some(rules), Some(records)) = (validation, &p.records)
+                    && let Err(rejected) = shard.cluster.schemas.check_records(rules, records)
+                {
+                    tracing::debug!(partition = %tp, reason = %rejected.message, "schema validation refused a produce");
+                    return (p.index, rejected_response(p.index, rejected));
                 }
                 // The fdatasync of acks=all runs in `sync`, after the append.
                 let append_acks = if acks == -1 { 1 } else { acks };
@@ -140,6 +155,22 @@ pub async fn sync(
         }
     }
     resp
+}
+
+/// INVALID_RECORD with the per-record errors of schema validation.
+fn rejected_response(index: i32, rejected: Rejected) -> PartitionProduceResponse {
+    PartitionProduceResponse {
+        error_message: Some(rejected.message),
+        record_errors: rejected
+            .records
+            .into_iter()
+            .map(|(batch_index, message)| BatchIndexAndErrorMessage {
+                batch_index,
+                batch_index_error_message: Some(message),
+            })
+            .collect(),
+        ..error_response(index, error_code::INVALID_RECORD)
+    }
 }
 
 fn error_response(index: i32, code: i16) -> PartitionProduceResponse {

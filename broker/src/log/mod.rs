@@ -91,8 +91,38 @@ pub use builder::BatchBuilder;
 pub use compression::Compression;
 pub use error::LogError;
 pub use file::{Disk, DiskFile};
-pub use partition_log::{AppendInfo, PartitionLog};
-pub use read::ReadOutcome;
+pub use partition_log::{AppendInfo, PartitionLog, SealedInfo};
+pub use read::{ReadOutcome, first_record_in_batches};
+
+/// Prepares `dir` so that the log opened there next starts empty at
+/// `offset` (topic recovery from the object store): the directory and a
+/// durable log-start checkpoint. Refuses a directory that holds segments.
+pub async fn start_empty_at(
+    disk: &Disk,
+    dir: &std::path::Path,
+    offset: i64,
+) -> Result<(), LogError> {
+    if disk.create_dir_all(dir)?
+        && let Some(parent) = dir.parent()
+    {
+        disk.sync_dir(parent).await?;
+    }
+    let existing = disk.list_files(dir)?;
+    if existing
+        .iter()
+        .any(|f| segment::parse_segment_file_name(f).is_some())
+    {
+        return Err(LogError::io(
+            "prepare",
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "the directory already holds log segments",
+            ),
+        ));
+    }
+    checkpoint::write(disk, dir, offset).await
+}
 pub use retention::{RetentionOutcome, RetentionPolicy};
 pub use simulated::SimulatedDisk;
 

@@ -66,6 +66,16 @@ impl LogState {
     }
 }
 
+/// A sealed segment, for the uploader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedInfo {
+    pub base_offset: i64,
+    /// The offset after its last record.
+    pub end_offset: i64,
+    pub size: u64,
+    pub path: PathBuf,
+}
+
 /// What an append assigned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -163,6 +173,55 @@ impl PartitionLog {
     /// Total bytes of all segments.
     pub fn size_bytes(&self) -> u64 {
         self.state.borrow().segments.iter().map(|s| s.size).sum()
+    }
+
+    /// The sealed (non-active, non-empty) segments, oldest first. Their
+    /// files never change again and were fdatasynced when they were sealed.
+    pub fn sealed_segments(&self) -> Vec<SealedInfo> {
+        let state = self.state.borrow();
+        let sealed = &state.segments[..state.segments.len() - 1];
+        sealed
+            .iter()
+            .filter(|s| s.end_offset > s.base_offset)
+            .map(|s| SealedInfo {
+                base_offset: s.base_offset,
+                end_offset: s.end_offset,
+                size: s.size,
+                path: segment::log_path(&self.dir, s.base_offset),
+            })
+            .collect()
+    }
+
+    /// Bytes of the segments holding offsets at or after `offset`.
+    pub fn bytes_from(&self, offset: i64) -> u64 {
+        let state = self.state.borrow();
+        state
+            .segments
+            .iter()
+            .filter(|s| s.end_offset > offset)
+            .map(|s| s.size)
+            .sum()
+    }
+
+    /// Seals the active segment when it holds records and nothing was
+    /// appended to it for `idle_ms`, so a quiet partition's data can be
+    /// uploaded. Returns whether it rolled.
+    pub async fn roll_if_idle(&self, now: i64, idle_ms: i64) -> Result<bool, LogError> {
+        let idle = |log: &PartitionLog| {
+            let state = log.state.borrow();
+            let active = state.active();
+            active.size > 0 && now - active.modified_ms >= idle_ms
+        };
+        if !idle(self) {
+            return Ok(false);
+        }
+        let _permit = self.lock_writer().await?;
+        self.check_writable()?;
+        if !idle(self) {
+            return Ok(false);
+        }
+        self.roll(now).await?;
+        Ok(true)
     }
 
     pub(super) fn check_writable(&self) -> Result<(), LogError> {

@@ -257,6 +257,35 @@ fn whole_batches(data: &[u8], bound: i64, offset: i64) -> (usize, i64) {
     (at, next_offset)
 }
 
+/// The first record with a timestamp at or after `timestamp` and an offset
+/// at or after `log_start` in `bytes`, whole batches as stored (e.g. read
+/// back from the remote tier), as `(offset, timestamp)`. `cap` bounds the
+/// decompressed size of a batch.
+pub fn first_record_in_batches(
+    bytes: &[u8],
+    timestamp: i64,
+    log_start: i64,
+    cap: usize,
+) -> Option<(i64, i64)> {
+    let mut at = 0;
+    while at + HEADER_LEN <= bytes.len() {
+        let header = BatchHeader::parse(&bytes[at..]).ok()?;
+        let end = at + header.size();
+        if end > bytes.len() {
+            return None;
+        }
+        if header.last_offset() >= log_start
+            && header.max_timestamp >= timestamp
+            && let Some(found) =
+                first_record_at_or_after(&bytes[at..end], &header, timestamp, log_start, cap)
+        {
+            return Some(found);
+        }
+        at = end;
+    }
+    None
+}
+
 /// The first record of a batch with a timestamp at or after `timestamp` and
 /// an offset at or after `log_start`.
 fn first_record_at_or_after(

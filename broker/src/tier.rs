@@ -1,0 +1,321 @@
+//! The broker's side of tiered storage: the shadow index on the cloud plane.
+//!
+//! `shadow-index` runs on tokio; the shards run on glommio. [`Tier`] owns the
+//! cloud plane (a small multi-threaded tokio runtime, its own threads) and
+//! hands it owned work: a sealed segment's path to upload, an offset to read
+//! back. Results come back through a oneshot channel that a shard can await
+//! without blocking its event loop. The produce path never waits for any of
+//! it: uploads run from each shard's periodic tier pass, never from a
+//! request.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shadow_index::cache::ChunkCache;
+use shadow_index::manifest::TopicManifest;
+use shadow_index::reader::{ReaderConfig, RemoteReader, RemoteSlice};
+use shadow_index::recovery::{RecoveryOptions, RecoveryProgress, TopicRecovery};
+use shadow_index::retention::{RetentionOutcome, RetentionPolicy};
+use shadow_index::store::{ObjectStoreConfig, Remote, S3Options};
+use shadow_index::uploader::{SealedSegment, UploadOutcome, Uploader, UploaderConfig};
+
+use crate::config::TierSettings;
+use crate::error_code;
+
+/// Why tiered storage could not start or a call did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum TierError {
+    #[error("cannot start the cloud-plane runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("object store: {0}")]
+    Store(#[from] shadow_index::Error),
+    #[error("the cloud plane stopped before answering")]
+    Stopped,
+}
+
+impl TierError {
+    /// The Kafka error code for a failed remote read or lookup.
+    pub fn kafka_code(&self) -> i16 {
+        match self {
+            TierError::Store(shadow_index::Error::OffsetOutOfRange { .. }) => {
+                error_code::OFFSET_OUT_OF_RANGE
+            }
+            // Retriable for clients: they back off and fetch again.
+            _ => error_code::KAFKA_STORAGE_ERROR,
+        }
+    }
+}
+
+/// The shadow index as the broker uses it. Thread-safe; one per broker.
+pub struct Tier {
+    remote: Remote,
+    uploader: Uploader,
+    reader: RemoteReader,
+    handle: tokio::runtime::Handle,
+    pub settings: TierSettings,
+}
+
+impl std::fmt::Debug for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tier")
+            .field("object_store", &self.settings.object_store)
+            .finish()
+    }
+}
+
+impl Tier {
+    /// Starts the cloud plane, opens the object store and checks that it is
+    /// reachable and writable (a probe object is put, read and deleted), so
+    /// a wrong endpoint or credentials stop the broker at startup with the
+    /// store's own error. The runtime must outlive the returned `Tier`'s
+    /// users; drop it last, off the shards.
+    pub fn start(
+        settings: TierSettings,
+    ) -> Result<(Arc<Tier>, tokio::runtime::Runtime), TierError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("floe-cloud")
+            .enable_all()
+            .build()
+            .map_err(TierError::Runtime)?;
+        let s3 = &settings.s3;
+        let config = ObjectStoreConfig {
+            url: settings.object_store.clone(),
+            s3: S3Options {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                access_key_id: s3.access_key_id.clone(),
+                secret_access_key: s3.secret_access_key.clone(),
+                allow_http: s3.allow_http,
+                virtual_hosted_style: s3.virtual_hosted_style,
+                ..S3Options::default()
+            },
+            ..ObjectStoreConfig::default()
+        };
+        let remote = shadow_index::store::open_store_with(&config)?;
+        runtime.block_on(remote.check())?;
+        let cache = ChunkCache::open(&settings.cache_dir, settings.cache_bytes)?;
+        let reader = RemoteReader::with_config(
+            remote.clone(),
+            cache,
+            ReaderConfig {
+                chunk_size: settings.chunk_bytes,
+                ..ReaderConfig::default()
+            },
+        );
+        let uploader = Uploader::new(
+            remote.clone(),
+            UploaderConfig {
+                max_concurrency: settings.upload_concurrency.max(1),
+                ..UploaderConfig::default()
+            },
+        );
+        let tier = Tier {
+            remote,
+            uploader,
+            reader,
+            handle: runtime.handle().clone(),
+            settings,
+        };
+        Ok((Arc::new(tier), runtime))
+    }
+
+    /// Adds the shadow index's series (`floe_tier_*`) to the broker's
+    /// Prometheus registry.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.remote.register_metrics(registry);
+    }
+
+    pub fn url(&self) -> &str {
+        self.remote.url()
+    }
+
+    /// Hit ratio of the remote-read cache since start (0 when unused).
+    pub fn cache_hit_ratio(&self) -> f64 {
+        self.remote.metrics().cache_hit_ratio()
+    }
+
+    /// Runs `work` on the cloud plane and awaits its result from any
+    /// executor (the shard's event loop keeps running meanwhile).
+    pub async fn run<F, T>(&self, work: F) -> Result<T, TierError>
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.handle.spawn(async move {
+            let _ = tx.send(work.await);
+        });
+        rx.await.map_err(|_| TierError::Stopped)
+    }
+
+    /// Uploads a sealed segment: data, index, then the manifest.
+    pub async fn upload(&self, segment: SealedSegment) -> Result<UploadOutcome, TierError> {
+        let uploader = self.uploader.clone();
+        Ok(self
+            .run(async move { uploader.upload_segment(&segment).await })
+            .await??)
+    }
+
+    /// `(remote start, remote end)` of a partition, `None` when nothing of it
+    /// is remote.
+    pub async fn remote_range(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<(i64, i64)>, TierError> {
+        let reader = self.reader.clone();
+        let topic = topic.to_string();
+        Ok(self
+            .run(async move { reader.remote_range(&topic, partition).await })
+            .await??)
+    }
+
+    /// Whole, CRC-checked batches from the remote tier starting with the one
+    /// holding `offset`.
+    pub async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<RemoteSlice, TierError> {
+        let reader = self.reader.clone();
+        let topic = topic.to_string();
+        Ok(self
+            .run(async move { reader.read(&topic, partition, offset, max_bytes).await })
+            .await??)
+    }
+
+    /// Base offset of the first remote batch with a record at or after
+    /// `timestamp`.
+    pub async fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<i64>, TierError> {
+        let reader = self.reader.clone();
+        let topic = topic.to_string();
+        Ok(self
+            .run(async move {
+                reader
+                    .offset_for_timestamp(&topic, partition, timestamp)
+                    .await
+            })
+            .await??)
+    }
+
+    /// Applies total retention to a partition's remote tier (manifest first,
+    /// then objects).
+    pub async fn apply_retention(
+        &self,
+        topic: &str,
+        partition: i32,
+        policy: RetentionPolicy,
+    ) -> Result<RetentionOutcome, TierError> {
+        let remote = self.remote.clone();
+        let topic = topic.to_string();
+        Ok(self
+            .run(async move {
+                shadow_index::retention::apply_retention(&remote, &topic, partition, &policy).await
+            })
+            .await??)
+    }
+
+    /// DeleteRecords on the remote tier: moves its start to `before`.
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        before: i64,
+    ) -> Result<RetentionOutcome, TierError> {
+        let remote = self.remote.clone();
+        let topic = topic.to_string();
+        Ok(self
+            .run(async move {
+                shadow_index::retention::delete_records(&remote, &topic, partition, before).await
+            })
+            .await??)
+    }
+
+    /// Deletes everything the bucket holds of `topic`; returns the objects
+    /// deleted.
+    pub async fn delete_topic(&self, topic: &str) -> Result<usize, TierError> {
+        let remote = self.remote.clone();
+        let topic = topic.to_string();
+        Ok(self
+            .run(async move { shadow_index::retention::delete_topic(&remote, &topic).await })
+            .await??)
+    }
+
+    /// Deletes a partition's objects that no manifest lists and that are
+    /// older than `min_age` (leftovers of crashed uploads).
+    pub async fn sweep_orphans(
+        &self,
+        topic: &str,
+        partition: i32,
+        min_age: Duration,
+    ) -> Result<Vec<String>, TierError> {
+        let remote = self.remote.clone();
+        let topic = topic.to_string();
+        Ok(self
+            .run(async move {
+                shadow_index::retention::sweep_orphans(&remote, &topic, partition, min_age).await
+            })
+            .await??)
+    }
+
+    /// Writes `topic.json` (configs and partition count, for recovery).
+    pub async fn save_topic(&self, manifest: TopicManifest) -> Result<(), TierError> {
+        let remote = self.remote.clone();
+        Ok(self
+            .run(async move { remote.save_topic(&manifest).await })
+            .await??)
+    }
+
+    /// Reads every topic's `topic.json` and partition manifests (or only
+    /// `only`'s), reporting progress lines through `progress`.
+    pub async fn recovery_plan(
+        &self,
+        only: Option<String>,
+        progress: impl Fn(String) + Send + Sync + 'static,
+    ) -> Result<Vec<TopicRecovery>, TierError> {
+        let remote = self.remote.clone();
+        Ok(self
+            .run(async move {
+                let mut report = |p: RecoveryProgress<'_>| progress(describe_progress(p));
+                let options = RecoveryOptions {
+                    verify_objects: true,
+                };
+                match only {
+                    Some(topic) => {
+                        shadow_index::recovery::recover_topic(&remote, &topic, options, &mut report)
+                            .await
+                            .map(|t| t.into_iter().collect())
+                    }
+                    None => {
+                        shadow_index::recovery::recover_all(&remote, options, &mut report).await
+                    }
+                }
+            })
+            .await??)
+    }
+}
+
+fn describe_progress(p: RecoveryProgress<'_>) -> String {
+    match p {
+        RecoveryProgress::Topic {
+            topic,
+            index,
+            total,
+        } => format!("topic {}/{total}: {topic}", index + 1),
+        RecoveryProgress::Partition {
+            topic,
+            partition,
+            done,
+            total,
+        } => format!("  {topic}/{partition}: manifest read ({done}/{total})"),
+    }
+}
