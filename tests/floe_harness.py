@@ -86,9 +86,11 @@ class Broker:
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.log_path = self.workdir / "floe.log"
-        kafka_port, admin_port = free_ports(2)
+        kafka_port, admin_port, registry_port = free_ports(3)
         self.bootstrap = f"127.0.0.1:{kafka_port}"
         self.admin_addr = f"127.0.0.1:{admin_port}"
+        self.registry_addr = f"127.0.0.1:{registry_port}"
+        self.registry_url = f"http://{self.registry_addr}"
         self.extra_args = tuple(extra_args)
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -102,6 +104,7 @@ class Broker:
             "--kafka-addr", self.bootstrap,
             "--advertised-addr", self.bootstrap,
             "--admin-addr", self.admin_addr,
+            "--registry-addr", self.registry_addr,
         ]
         cores = os.environ.get("FLOE_TEST_CORES")
         if cores:

@@ -170,7 +170,8 @@ pub async fn auto_create_topic(shard: &Shard, name: &str) -> Result<TopicMeta, i
 
 /// Deletes a topic and its data.
 pub async fn delete_topic(shard: &Shard, name: &str) -> Result<(), AdminError> {
-    if name == CONSUMER_OFFSETS {
+    let internal = shard.cluster.topics.get(name).is_some_and(|m| m.internal);
+    if name == CONSUMER_OFFSETS || internal {
         return Err((
             error_code::INVALID_TOPIC_EXCEPTION,
             format!("internal topic {name} cannot be deleted"),

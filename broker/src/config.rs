@@ -67,7 +67,7 @@ pub struct FileConfig {
 
 /// `[tier]` in `floe.toml`.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct TierFileConfig {
     pub cache_dir: Option<PathBuf>,
     pub cache_bytes: Option<u64>,
@@ -75,11 +75,12 @@ pub struct TierFileConfig {
     pub idle_roll_ms: Option<i64>,
     pub upload_interval_ms: Option<u64>,
     pub upload_concurrency: Option<usize>,
+    pub orphan_min_age_ms: Option<i64>,
 }
 
 /// `[s3]` in `floe.toml`.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct S3FileConfig {
     pub endpoint: Option<String>,
     pub region: Option<String>,
@@ -106,6 +107,9 @@ pub struct TierSettings {
     pub upload_interval_ms: u64,
     /// Segment uploads in flight at once.
     pub upload_concurrency: usize,
+    /// Unlisted objects older than this are deleted as orphans of crashed
+    /// uploads (younger ones may belong to an upload in flight).
+    pub orphan_min_age_ms: i64,
 }
 
 impl TierSettings {
@@ -125,6 +129,7 @@ impl TierSettings {
             idle_roll_ms: Self::DEFAULT_IDLE_ROLL_MS,
             upload_interval_ms: Self::DEFAULT_UPLOAD_INTERVAL_MS,
             upload_concurrency: 4,
+            orphan_min_age_ms: 60 * 60 * 1000,
         }
     }
 }

@@ -370,6 +370,10 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
             .tier
             .upload_concurrency
             .unwrap_or(defaults.upload_concurrency),
+        orphan_min_age_ms: file
+            .tier
+            .orphan_min_age_ms
+            .unwrap_or(defaults.orphan_min_age_ms),
     };
     if tier.chunk_bytes < 4096 {
         bail!("tier.chunk_bytes must be at least 4096");

@@ -98,6 +98,8 @@ pub struct RemoteState {
     pub last_error: Option<String>,
     /// When the remote retention last ran (ms since the epoch).
     pub retention_ran_ms: i64,
+    /// When orphaned objects were last swept (ms since the epoch).
+    pub swept_ms: i64,
 }
 
 impl RemoteState {
@@ -696,6 +698,30 @@ impl Partition {
             }
         }
         self.remote_retention(&tier, now_ms).await;
+        self.sweep_orphans(&tier, now_ms).await;
+    }
+
+    /// Deletes objects of this partition that no manifest lists and that
+    /// are older than `[tier] orphan-min-age-ms` (what a crash between an
+    /// upload's data and its manifest leaves), at most every tenth of that
+    /// age.
+    async fn sweep_orphans(&self, tier: &Tier, now_ms: i64) {
+        let min_age = tier.settings.orphan_min_age_ms;
+        if now_ms - self.remote.borrow().swept_ms < (min_age / 10).max(1000) {
+            return;
+        }
+        self.remote.borrow_mut().swept_ms = now_ms;
+        let age = Duration::from_millis(min_age.max(0) as u64);
+        match tier
+            .sweep_orphans(&self.tp.topic, self.tp.partition, age)
+            .await
+        {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(partition = %self.tp, objects = deleted.len(), "swept orphaned objects")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(partition = %self.tp, error = %e, "orphan sweep failed"),
+        }
     }
 
     /// Total retention (`retention.ms`, `retention.bytes`) on the remote

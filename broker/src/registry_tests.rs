@@ -47,7 +47,7 @@ const GOOD_AVRO: &[u8] = &[0x04, b'h', b'i'];
 /// A string length of 8 with one byte behind it.
 const BAD_AVRO: &[u8] = &[0x10, b'h'];
 
-fn batch(codec: Compression, records: &[(Option<&[u8]>, Option<&[u8]>)]) -> Vec<u8> {
+fn batch(codec: Compression, records: &[offsets::KeyValue<'_>]) -> Vec<u8> {
     let mut builder = BatchBuilder::new(codec);
     for (key, value) in records {
         builder.push(1_700_000_000_000, *key, *value, &[]);
