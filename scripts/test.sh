@@ -77,6 +77,38 @@ need_venv() {
         grep -iE '^(confluent-kafka|kafka-python|aiokafka|pytest) ' || true
 }
 
+# A real S3-compatible server (moto, from tests/requirements.txt) for the shadow-index
+# conformance suite's external-S3 runs; stopped when this script exits.
+start_moto() {
+    local moto="$VENV/bin/moto_server"
+    [[ -x "$moto" ]] || {
+        echo "moto_server missing from $VENV (tests/requirements.txt pins moto[s3])" >&2
+        return 1
+    }
+    local port
+    port=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    "$moto" -H 127.0.0.1 -p "$port" >"${TMPDIR:-/tmp}/floe-moto-$$.log" 2>&1 &
+    MOTO_PID=$!
+    trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+    local i
+    for i in $(seq 1 100); do
+        if "$VENV/bin/python" - "$port" <<'PY' 2>/dev/null; then
+import sys, urllib.request
+url = "http://127.0.0.1:%s/floe-test" % sys.argv[1]
+urllib.request.urlopen(urllib.request.Request(url, method="PUT"), timeout=2)
+PY
+            export FLOE_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+            export FLOE_TEST_S3_BUCKET=floe-test
+            echo "moto_server on $FLOE_TEST_S3_ENDPOINT (bucket floe-test)"
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "moto_server did not start; its log:" >&2
+    cat "${TMPDIR:-/tmp}/floe-moto-$$.log" >&2
+    return 1
+}
+
 run_pytest() {
     local rc=0
     FLOE_BIN="$ROOT/target/release/floe" "$VENV/bin/python" -m pytest tests/ -v "${PYTEST_ARGS[@]}" || rc=$?
@@ -96,6 +128,9 @@ step "Python venv with tests/requirements.txt" need_venv
 if [[ $E2E_ONLY -eq 0 ]]; then
     step "cargo fmt --check" cargo fmt --all -- --check
     step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+    # Not a step: the exported endpoint must reach cargo test in this shell.
+    echo "==> starting moto_server for the external-S3 conformance runs"
+    start_moto
     step "cargo test (Rust unit and integration tests)" cargo test --workspace
     # S1 at CI scale: every decoder fuzzed briefly (scripts/fuzz.sh for longer runs;
     # no sanitizer here to keep CI short: the code under test has no unsafe, and the

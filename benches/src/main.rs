@@ -12,6 +12,7 @@
 //! - `produce`, `consume`: the two halves; `e2e` runs both at once.
 //! - `stats`: exact percentiles, throughput, progress lines.
 //! - `kafka_error`: error codes with their names.
+//! - `s3get`: an S3 server's own parallel ranged-GET rate (`s3-get`).
 //!
 //! # Example
 //! ```text
@@ -19,6 +20,8 @@
 //!     --record-size 1024 --acks all --duration 20s
 //! floe-load consume --broker 127.0.0.1:9092 --topic bench --from earliest
 //! floe-load e2e --broker 127.0.0.1:9092 --topic e2e --rate 20
+//! floe-load s3-get --endpoint http://127.0.0.1:15000 --bucket floe-bench \
+//!     --prefix floe/topics/cold --parallel 4
 //! ```
 //!
 //! MB means 10^6 bytes of record values; batch bytes (headers and record
@@ -29,6 +32,7 @@ mod consume;
 mod kafka_error;
 mod produce;
 mod records;
+mod s3get;
 mod stats;
 mod topic;
 
@@ -63,6 +67,33 @@ enum Command {
     /// Produce at a fixed rate and consume concurrently; end-to-end latency
     /// is the consume time minus the creation stamp in each record.
     E2e(E2eArgs),
+    /// Parallel ranged GETs of every `.log` object under a prefix of an S3
+    /// bucket, with the broker's object-store client: the server's own read
+    /// rate, to set beside the broker's cold remote reads.
+    S3Get(S3GetArgs),
+}
+
+#[derive(Args)]
+struct S3GetArgs {
+    /// `http(s)://host:port` of the S3 server (default: AWS_ENDPOINT_URL);
+    /// credentials and region come from the AWS_* environment.
+    #[arg(long)]
+    endpoint: Option<String>,
+    #[arg(long)]
+    bucket: String,
+    /// Key prefix under which the `.log` objects are listed, e.g.
+    /// `floe/topics/cold` for a broker with `--object-store s3://B/floe`.
+    #[arg(long, default_value = "")]
+    prefix: String,
+    /// GETs in flight at once.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    /// Bytes per ranged GET (the broker's `[tier] chunk-bytes`).
+    #[arg(long, default_value_t = 16 << 20)]
+    chunk_bytes: u64,
+    /// Tokio worker threads (the broker's cloud plane runs 2).
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 #[derive(Args, Clone)]
@@ -387,6 +418,14 @@ fn main() {
         Command::Produce(a) => produce(a),
         Command::Consume(a) => consume(a),
         Command::E2e(a) => e2e(a),
+        Command::S3Get(a) => s3get::run(&s3get::S3GetOptions {
+            endpoint: a.endpoint,
+            bucket: a.bucket,
+            prefix: a.prefix,
+            parallel: a.parallel,
+            chunk_bytes: a.chunk_bytes,
+            threads: a.threads,
+        }),
     };
     if let Err(e) = result {
         eprintln!("floe-load: {e:#}");

@@ -135,7 +135,7 @@ pub async fn create_topic(
         id: new_topic_id(),
         partitions,
         configs,
-        internal: name == CONSUMER_OFFSETS,
+        internal: name == CONSUMER_OFFSETS || name == crate::registry::SCHEMAS_TOPIC,
         created_ms: now_ms(),
     };
     if validate_only {
@@ -217,7 +217,12 @@ pub async fn recover_topic(
     plan: &shadow_index::recovery::TopicRecovery,
 ) -> Result<String, String> {
     let name = plan.topic.topic.as_str();
-    if shard.cluster.topics.get(name).is_some() {
+    if let Some(meta) = shard.cluster.topics.get(name) {
+        if meta.internal {
+            // Internal topics recover by themselves at startup when the
+            // store has them; here they already exist.
+            return Ok(format!("{name}: internal topic, already present"));
+        }
         return Err(format!("{name}: exists here already; not recovered"));
     }
     let mut configs = BTreeMap::new();
@@ -303,15 +308,55 @@ pub async fn set_topic_configs(
 
 /// Creates the internal topics if missing (at startup).
 pub async fn ensure_internal_topics(shard: &Shard) -> Result<(), AdminError> {
-    if shard.cluster.topics.get(CONSUMER_OFFSETS).is_none() {
+    if shard.cluster.topics.get(CONSUMER_OFFSETS).is_none()
+        && !recover_internal_topic(shard, CONSUMER_OFFSETS).await
+    {
         create_topic(
             shard,
             CONSUMER_OFFSETS,
             CONSUMER_OFFSETS_PARTITIONS,
-            BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]),
+            internal_topic_configs(),
             false,
         )
         .await?;
     }
     Ok(())
+}
+
+/// Configs of the internal topics: kept forever, and tiered so that a
+/// broker started on an empty disk gets them back from the object store.
+pub fn internal_topic_configs() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("retention.ms".to_string(), "-1".to_string()),
+        ("remote.storage.enable".to_string(), "true".to_string()),
+    ])
+}
+
+/// On a data dir without internal topic `name`, recovers it from the
+/// object store when the store has it (a broker rebuilt from the bucket
+/// keeps its committed offsets and schemas). Returns whether it did.
+pub async fn recover_internal_topic(shard: &Shard, name: &str) -> bool {
+    let Some(tier) = shard.cluster.tier.clone() else {
+        return false;
+    };
+    let plan = match tier.recovery_plan(Some(name.to_string()), |_| {}).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "cannot look for the internal topic in the object store; creating it empty");
+            return false;
+        }
+    };
+    let Some(plan) = plan.into_iter().next() else {
+        return false;
+    };
+    match recover_topic(shard, &plan).await {
+        Ok(line) => {
+            tracing::info!(topic = name, "{line}");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(topic = name, error = %e, "cannot recover the internal topic");
+            false
+        }
+    }
 }

@@ -345,6 +345,10 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
         .data_dir
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from(BrokerConfig::DEFAULT_DATA_DIR));
+    // Absolute, so that every directory has a parent to fsync (a relative
+    // `data`'s parent is the empty path).
+    let data_dir = std::path::absolute(&data_dir)
+        .with_context(|| format!("cannot resolve the data directory {}", data_dir.display()))?;
     let defaults = TierSettings::defaults(&data_dir);
     let tier = TierSettings {
         object_store: args

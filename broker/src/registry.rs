@@ -333,6 +333,9 @@ impl Schemas {
 
     /// Creates `_schemas` if missing and applies all of it.
     pub async fn load(&self, cluster: &Cluster) -> Result<LoadSummary, LoadError> {
+        if cluster.topics.get(SCHEMAS_TOPIC).is_none() {
+            recover_topic(cluster).await;
+        }
         ensure_topic(cluster)?;
         let mut summary = LoadSummary::default();
         let mut offset = 0i64;
@@ -398,6 +401,41 @@ async fn schemas_op(cluster: &Cluster, op: PartitionOp) -> Option<PartitionReply
     answer.recv().await.ok()
 }
 
+/// Recovers `_schemas` from the object store when the store holds it (a
+/// broker rebuilt on an empty disk keeps its schemas and ids), through
+/// shard 0 like `floe topic recover`.
+async fn recover_topic(cluster: &Cluster) {
+    let Some(tier) = cluster.tier.clone() else {
+        return;
+    };
+    let plan = match tier
+        .recovery_plan(Some(SCHEMAS_TOPIC.to_string()), |_| {})
+        .await
+    {
+        Ok(plan) => plan,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot look for {SCHEMAS_TOPIC} in the object store");
+            return;
+        }
+    };
+    let Some(plan) = plan.into_iter().next() else {
+        return;
+    };
+    let (reply, answer) = async_channel::bounded(1);
+    if cluster.inboxes[0]
+        .send(ShardMsg::Recover { plan, reply })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    match answer.recv().await {
+        Ok(Ok(line)) => tracing::info!("{line}"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot recover {SCHEMAS_TOPIC}"),
+        Err(_) => {}
+    }
+}
+
 /// Creates `_schemas` when it does not exist.
 fn ensure_topic(cluster: &Cluster) -> Result<(), LoadError> {
     if cluster.topics.get(SCHEMAS_TOPIC).is_some() {
@@ -407,7 +445,7 @@ fn ensure_topic(cluster: &Cluster) -> Result<(), LoadError> {
         name: SCHEMAS_TOPIC.to_string(),
         id: new_topic_id(),
         partitions: 1,
-        configs: BTreeMap::from([("retention.ms".to_string(), "-1".to_string())]),
+        configs: crate::admin::internal_topic_configs(),
         internal: true,
         created_ms: now_ms(),
     };

@@ -426,6 +426,14 @@ impl Shard {
             p.tier_pass(now).await;
             let status = p.tier_status();
             if status.remote_storage {
+                // Free local space as soon as uploads allow, not only on the
+                // 5 s retention timer: the local directory stays near its
+                // target while producers run at full speed.
+                if let Err(e) = p.apply_retention(now).await {
+                    tracing::error!(partition = %p.tp, error = %e, "retention failed");
+                }
+            }
+            if status.remote_storage {
                 let labels = crate::metrics::PartitionLabels {
                     topic: status.topic,
                     partition: status.partition,
