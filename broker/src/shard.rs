@@ -419,31 +419,42 @@ impl Shard {
         };
         let partitions: Vec<Rc<Partition>> = self.partitions.borrow().values().cloned().collect();
         let now = now_ms();
-        for p in &partitions {
-            if self.cluster.is_shutting_down() {
-                return;
-            }
-            p.tier_pass(now).await;
-            let status = p.tier_status();
-            if status.remote_storage {
-                // Free local space as soon as uploads allow, not only on the
-                // 5 s retention timer: the local directory stays near its
-                // target while producers run at full speed.
-                if let Err(e) = p.apply_retention(now).await {
-                    tracing::error!(partition = %p.tp, error = %e, "retention failed");
-                }
-            }
-            if status.remote_storage {
-                let labels = crate::metrics::PartitionLabels {
-                    topic: status.topic,
-                    partition: status.partition,
-                };
-                self.cluster
-                    .metrics
-                    .tier_upload_lag
-                    .get_or_create(&labels)
-                    .set(status.upload_lag);
-            }
+        // Partitions upload side by side (the uploader bounds the uploads in
+        // flight across the broker); each partition runs one pass at a time.
+        let passes: Vec<_> = partitions
+            .iter()
+            .map(|p| {
+                let p = p.clone();
+                let cluster = self.cluster.clone();
+                glommio::spawn_local(async move {
+                    if cluster.is_shutting_down() {
+                        return;
+                    }
+                    p.tier_pass(now).await;
+                    let status = p.tier_status();
+                    if !status.remote_storage {
+                        return;
+                    }
+                    // Free local space as soon as uploads allow, not only on
+                    // the 5 s retention timer: the local directory stays near
+                    // its target while producers run at full speed.
+                    if let Err(e) = p.apply_retention(now).await {
+                        tracing::error!(partition = %p.tp, error = %e, "retention failed");
+                    }
+                    let labels = crate::metrics::PartitionLabels {
+                        topic: status.topic,
+                        partition: status.partition,
+                    };
+                    cluster
+                        .metrics
+                        .tier_upload_lag
+                        .get_or_create(&labels)
+                        .set(status.upload_lag);
+                })
+            })
+            .collect();
+        for pass in passes {
+            pass.await;
         }
         // topic.json for recovery, written by the shard owning partition 0.
         for p in partitions.iter().filter(|p| p.tp.partition == 0) {

@@ -2,31 +2,48 @@
 //!
 //! Chunks (fixed-size byte ranges of remote `.log` objects) are kept as files
 //! in one directory, evicted least-recently-used first when the total passes
-//! `max_bytes`. A small in-memory tier in front holds the most recently used
-//! chunks so a sequential reader does not reread a 16 MiB file for every
-//! fetch.
+//! `max_bytes`. Readers ask for byte ranges ([`ChunkCache::get_range`]): only
+//! the blocks holding the range are read from the file (the page cache keeps
+//! hot files in memory), so returning 1 MiB of a 16 MiB chunk reads and
+//! checks about 1 MiB. A small in-memory tier in front holds the most
+//! recently fetched chunks, and chunks whose file is still being written are
+//! served from memory until the file is in place.
 //!
 //! Each file is `<fnv64(key, chunk):016x>.chunk` and starts with a header:
-//! `b"FLCC"`, key length `u16`, key, chunk index `u64`, data length `u64`,
-//! CRC32C `u32` of the data; then the data. Files are written to `*.tmp`
-//! and renamed, so a crash leaves either a whole chunk or a temp file.
+//! `b"FLC2"`, key length `u16`, key, chunk index `u64`, data length `u64`,
+//! block size `u32`, one CRC32C `u32` per block of the data, and a CRC32C
+//! `u32` of all the header bytes before it; then the data. Every read
+//! checks the header (magic, key, chunk, length, header CRC) and the CRC of
+//! every block it reads. Files are written to `*.tmp` and renamed, so a
+//! crash leaves either a whole chunk or a temp file.
 //!
 //! The cache survives restarts: [`ChunkCache::open`] deletes temp files and
 //! rebuilds the LRU order from the remaining files' modification times. A
-//! file whose header or CRC does not match on read is deleted and treated as
-//! a miss, so the cache can lose data but never return wrong bytes.
+//! file whose header or a block CRC does not match on read is deleted and
+//! treated as a miss, so the cache can lose data but never return wrong
+//! bytes. (Files of the older single-CRC format fail the magic check and
+//! are dropped the same way.)
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 
-const CHUNK_MAGIC: &[u8; 4] = b"FLCC";
+const CHUNK_MAGIC: &[u8; 4] = b"FLC2";
+
+/// Bytes covered by one CRC in a chunk file: a range read checks (and
+/// reads) the whole blocks holding it.
+pub const BLOCK_SIZE: u64 = 64 << 10;
+
+/// An object key and a chunk number.
+type ChunkId = (String, u64);
 
 /// An on-disk LRU cache of object chunks; cheap to clone.
 #[derive(Clone)]
@@ -48,6 +65,8 @@ struct Inner {
     max_bytes: u64,
     memory_max_bytes: u64,
     state: Mutex<State>,
+    /// Woken whenever a pending write ends.
+    written: Notify,
 }
 
 #[derive(Default)]
@@ -56,9 +75,14 @@ struct State {
     disk: HashMap<String, (u64, u64)>,
     disk_order: BTreeMap<u64, String>,
     disk_bytes: u64,
-    memory: HashMap<(String, u64), (Bytes, u64)>,
-    memory_order: BTreeMap<u64, (String, u64)>,
+    memory: HashMap<ChunkId, (Bytes, u64)>,
+    memory_order: BTreeMap<u64, ChunkId>,
     memory_bytes: u64,
+    /// Chunks whose file is being written, with the write's generation: a
+    /// write lands only if its entry is still here when it finishes.
+    pending: HashMap<ChunkId, (Bytes, u64)>,
+    /// Chunk files being written (pending or no longer wanted).
+    writing: usize,
     gauge: Option<Gauge>,
 }
 
@@ -88,15 +112,19 @@ impl State {
         }
     }
 
-    fn add_memory(&mut self, id: (String, u64), data: Bytes, max: u64) {
+    fn remove_memory(&mut self, id: &ChunkId) {
+        if let Some((old, old_tick)) = self.memory.remove(id) {
+            self.memory_order.remove(&old_tick);
+            self.memory_bytes -= old.len() as u64;
+        }
+    }
+
+    fn add_memory(&mut self, id: ChunkId, data: Bytes, max: u64) {
         if data.len() as u64 > max {
             return;
         }
         let tick = self.next_tick();
-        if let Some((old, old_tick)) = self.memory.remove(&id) {
-            self.memory_order.remove(&old_tick);
-            self.memory_bytes -= old.len() as u64;
-        }
+        self.remove_memory(&id);
         self.memory_bytes += data.len() as u64;
         self.memory.insert(id.clone(), (data, tick));
         self.memory_order.insert(tick, id);
@@ -110,10 +138,44 @@ impl State {
         }
     }
 
+    /// The chunk from the memory tier or a pending write, touching it.
+    fn in_memory(&mut self, id: &ChunkId, name: &str) -> Option<Bytes> {
+        let tick = self.next_tick();
+        if let Some((data, old_tick)) = self.memory.get_mut(id) {
+            let data = data.clone();
+            let previous = std::mem::replace(old_tick, tick);
+            self.memory_order.remove(&previous);
+            self.memory_order.insert(tick, id.clone());
+            self.touch_disk(name);
+            return Some(data);
+        }
+        self.pending.get(id).map(|(data, _)| data.clone())
+    }
+
     fn publish(&self) {
         if let Some(gauge) = &self.gauge {
             gauge.set(self.disk_bytes as i64);
         }
+    }
+}
+
+/// Ends a write when dropped (also when the writing future is cancelled),
+/// so [`ChunkCache::flush`] never waits forever.
+struct WriteGuard {
+    cache: ChunkCache,
+    id: ChunkId,
+    generation: u64,
+}
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        let mut state = self.cache.state();
+        if state.pending.get(&self.id).map(|p| p.1) == Some(self.generation) {
+            state.pending.remove(&self.id);
+        }
+        state.writing -= 1;
+        drop(state);
+        self.cache.inner.written.notify_waiters();
     }
 }
 
@@ -167,6 +229,7 @@ impl ChunkCache {
                 max_bytes,
                 memory_max_bytes,
                 state: Mutex::new(state),
+                written: Notify::new(),
             }),
         };
         let victims = cache.evict_over_budget(0);
@@ -202,20 +265,55 @@ impl ChunkCache {
         self.inner.state.lock().expect("chunk cache poisoned")
     }
 
+    /// Whether chunk `chunk` of `key` is held (in memory, being written or
+    /// on disk), without reading or checking it.
+    pub fn contains(&self, key: &str, chunk: u64) -> bool {
+        let id = (key.to_owned(), chunk);
+        let state = self.state();
+        state.memory.contains_key(&id)
+            || state.pending.contains_key(&id)
+            || state.disk.contains_key(&file_name(key, chunk))
+    }
+
     /// The cached bytes of chunk `chunk` of object `key`, if held.
     pub async fn get(&self, key: &str, chunk: u64) -> Result<Option<Bytes>> {
+        self.lookup(key, chunk, None).await
+    }
+
+    /// Bytes `range` of chunk `chunk` of object `key`, if that chunk is held
+    /// and is `chunk_len` bytes long. Only the blocks holding `range` are
+    /// read from disk, each checked against its CRC.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        chunk: u64,
+        chunk_len: u64,
+        range: Range<u64>,
+    ) -> Result<Option<Bytes>> {
+        if range.start > range.end || range.end > chunk_len {
+            return Ok(None);
+        }
+        self.lookup(key, chunk, Some((chunk_len, range))).await
+    }
+
+    async fn lookup(
+        &self,
+        key: &str,
+        chunk: u64,
+        want: Option<(u64, Range<u64>)>,
+    ) -> Result<Option<Bytes>> {
         let id = (key.to_owned(), chunk);
         let name = file_name(key, chunk);
         {
             let mut state = self.state();
-            let tick = state.next_tick();
-            if let Some((data, old_tick)) = state.memory.get_mut(&id) {
-                let data = data.clone();
-                let previous = std::mem::replace(old_tick, tick);
-                state.memory_order.remove(&previous);
-                state.memory_order.insert(tick, id);
-                state.touch_disk(&name);
-                return Ok(Some(data));
+            if let Some(data) = state.in_memory(&id, &name) {
+                return Ok(match want {
+                    None => Some(data),
+                    Some((len, range)) if data.len() as u64 == len => {
+                        Some(data.slice(range.start as usize..range.end as usize))
+                    }
+                    Some(_) => None,
+                });
             }
             if !state.disk.contains_key(&name) {
                 return Ok(None);
@@ -223,18 +321,19 @@ impl ChunkCache {
         }
         let path = self.inner.dir.join(&name);
         let owned_key = key.to_owned();
-        let read = tokio::task::spawn_blocking(move || read_chunk_file(&path, &owned_key, chunk))
-            .await
-            .map_err(Error::Task)?;
+        let read =
+            tokio::task::spawn_blocking(move || read_chunk_file(&path, &owned_key, chunk, want))
+                .await
+                .map_err(Error::Task)?;
         let mut state = self.state();
         match read {
             Some(data) => {
                 state.touch_disk(&name);
-                state.add_memory(id, data.clone(), self.inner.memory_max_bytes);
                 Ok(Some(data))
             }
             None => {
-                // Unreadable, torn or a hash collision: drop it, count a miss.
+                // Unreadable, damaged, torn or a hash collision: drop it,
+                // count a miss.
                 if state.remove_disk(&name) {
                     let _ = std::fs::remove_file(self.inner.dir.join(&name));
                 }
@@ -244,29 +343,114 @@ impl ChunkCache {
         }
     }
 
-    /// Stores chunk `chunk` of object `key`. Writing is best effort: an I/O
-    /// error is returned, but the cache stays consistent.
-    pub async fn insert(&self, key: &str, chunk: u64, data: Bytes) -> Result<()> {
-        self.state().add_memory(
-            (key.to_owned(), chunk),
-            data.clone(),
-            self.inner.memory_max_bytes,
-        );
-        let size = chunk_file_len(key, data.len());
-        if size > self.inner.max_bytes {
-            return Ok(());
-        }
+    /// Drops chunk `chunk` of `key` from every tier (a write in progress is
+    /// discarded when it ends).
+    pub fn remove(&self, key: &str, chunk: u64) {
+        let id = (key.to_owned(), chunk);
         let name = file_name(key, chunk);
-        let dir = self.inner.dir.clone();
-        let owned_key = key.to_owned();
-        let file = name.clone();
-        tokio::task::spawn_blocking(move || {
-            write_chunk_file(&dir, &file, &owned_key, chunk, &data)
+        let mut state = self.state();
+        state.remove_memory(&id);
+        state.pending.remove(&id);
+        if state.remove_disk(&name) {
+            let _ = std::fs::remove_file(self.inner.dir.join(&name));
+        }
+        state.publish();
+    }
+
+    /// Stores chunk `chunk` of object `key` and waits for its file. Writing
+    /// is best effort: an I/O error is returned, but the cache stays
+    /// consistent.
+    pub async fn insert(&self, key: &str, chunk: u64, data: Bytes) -> Result<()> {
+        match self.begin_insert(key, chunk, &data) {
+            Some(guard) => self.write(data, guard).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Stores chunk `chunk` of object `key`: it is served from memory at
+    /// once and its file is written by a background task (errors are
+    /// logged). [`ChunkCache::flush`] waits for such writes. Needs a Tokio
+    /// runtime.
+    pub fn insert_in_background(&self, key: &str, chunk: u64, data: Bytes) {
+        let Some(guard) = self.begin_insert(key, chunk, &data) else {
+            return;
+        };
+        let cache = self.clone();
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = cache.write(data, guard).await {
+                tracing::warn!(%error, %key, chunk, "cannot cache remote chunk");
+            }
+        });
+    }
+
+    /// Waits until no chunk file is being written.
+    pub async fn flush(&self) {
+        loop {
+            let notified = self.inner.written.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.state().writing == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Puts the chunk in memory and, if a file of it fits the budget, marks
+    /// it pending; returns the guard of its write.
+    fn begin_insert(&self, key: &str, chunk: u64, data: &Bytes) -> Option<WriteGuard> {
+        let id = (key.to_owned(), chunk);
+        let mut state = self.state();
+        state.add_memory(id.clone(), data.clone(), self.inner.memory_max_bytes);
+        if chunk_file_len(key, data.len()) > self.inner.max_bytes {
+            return None;
+        }
+        let generation = state.next_tick();
+        state.pending.insert(id.clone(), (data.clone(), generation));
+        state.writing += 1;
+        Some(WriteGuard {
+            cache: self.clone(),
+            id,
+            generation,
         })
-        .await
-        .map_err(Error::Task)??;
+    }
+
+    async fn write(&self, data: Bytes, guard: WriteGuard) -> Result<()> {
+        let (key, chunk) = guard.id.clone();
+        let generation = guard.generation;
+        let name = file_name(&key, chunk);
+        let size = chunk_file_len(&key, data.len());
+        let dir = self.inner.dir.clone();
+        let tmp = dir.join(format!("{name}.{generation}.tmp"));
+        let written = {
+            let tmp = tmp.clone();
+            tokio::task::spawn_blocking(move || write_chunk_file(&tmp, &key, chunk, &data))
+                .await
+                .map_err(Error::Task)
+                .and_then(|r| r)
+        };
         let victims = {
             let mut state = self.state();
+            let current = state.pending.get(&guard.id).map(|p| p.1) == Some(generation);
+            if let Err(error) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(error);
+            }
+            if !current {
+                // Removed (or replaced) while it was written.
+                let _ = std::fs::remove_file(&tmp);
+                return Ok(());
+            }
+            // Renamed under the lock, so the file and the index agree.
+            let target = dir.join(&name);
+            if let Err(source) = std::fs::rename(&tmp, &target) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(Error::Io {
+                    path: target,
+                    source,
+                });
+            }
             state.remove_disk(&name);
             let tick = state.next_tick();
             state.disk_bytes += size;
@@ -275,8 +459,8 @@ impl ChunkCache {
             drop(state);
             self.evict_over_budget(0)
         };
+        drop(guard);
         if !victims.is_empty() {
-            let dir = self.inner.dir.clone();
             tokio::task::spawn_blocking(move || {
                 for victim in victims {
                     let _ = std::fs::remove_file(dir.join(victim));
@@ -318,53 +502,118 @@ fn file_name(key: &str, chunk: u64) -> String {
     format!("{hash:016x}.chunk")
 }
 
-fn chunk_file_len(key: &str, data_len: usize) -> u64 {
-    (4 + 2 + key.len() + 8 + 8 + 4 + data_len) as u64
+fn block_count(data_len: u64) -> u64 {
+    data_len.div_ceil(BLOCK_SIZE)
 }
 
-fn write_chunk_file(dir: &Path, name: &str, key: &str, chunk: u64, data: &[u8]) -> Result<()> {
-    let mut header = BytesMut::with_capacity(26 + key.len());
+/// Bytes of the header before the data.
+fn header_len(key_len: usize, data_len: u64) -> u64 {
+    (4 + 2 + key_len + 8 + 8 + 4 + 4) as u64 + 4 * block_count(data_len)
+}
+
+fn chunk_file_len(key: &str, data_len: usize) -> u64 {
+    header_len(key.len(), data_len as u64) + data_len as u64
+}
+
+fn write_chunk_file(tmp: &Path, key: &str, chunk: u64, data: &[u8]) -> Result<()> {
+    let blocks = block_count(data.len() as u64) as usize;
+    let mut header = BytesMut::with_capacity(header_len(key.len(), data.len() as u64) as usize);
     header.put_slice(CHUNK_MAGIC);
     header.put_u16(key.len() as u16);
     header.put_slice(key.as_bytes());
     header.put_u64(chunk);
     header.put_u64(data.len() as u64);
-    header.put_u32(crc32c::crc32c(data));
-    let tmp = dir.join(format!("{name}.tmp"));
-    let io = |path: &Path, source| Error::Io {
-        path: path.to_owned(),
+    header.put_u32(BLOCK_SIZE as u32);
+    for block in data.chunks(BLOCK_SIZE as usize) {
+        header.put_u32(crc32c::crc32c(block));
+    }
+    debug_assert_eq!(
+        header.len(),
+        header_len(key.len(), data.len() as u64) as usize - 4
+    );
+    debug_assert!(blocks == 0 || header.len() > blocks * 4);
+    let crc = crc32c::crc32c(&header);
+    header.put_u32(crc);
+    let io = |source| Error::Io {
+        path: tmp.to_owned(),
         source,
     };
-    let mut file = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
+    let mut file = std::fs::File::create(tmp).map_err(io)?;
     file.write_all(&header)
         .and_then(|()| file.write_all(data))
-        .map_err(|e| io(&tmp, e))?;
-    drop(file);
-    let target = dir.join(name);
-    std::fs::rename(&tmp, &target).map_err(|e| io(&target, e))
+        .map_err(io)
 }
 
-/// The data of a chunk file if it is whole and is the chunk asked for.
-fn read_chunk_file(path: &Path, key: &str, chunk: u64) -> Option<Bytes> {
-    let bytes = Bytes::from(std::fs::read(path).ok()?);
-    let mut b = &bytes[..];
-    if b.len() < 26 || &b[..4] != CHUNK_MAGIC {
+/// Reads exactly `len` bytes at the file's position into a fresh buffer.
+fn read_exact_vec(file: &mut std::fs::File, len: u64) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(usize::try_from(len).ok()?);
+    file.take(len).read_to_end(&mut buf).ok()?;
+    (buf.len() as u64 == len).then_some(buf)
+}
+
+/// The data of a chunk file (all of it, or `range` of it when the chunk is
+/// `len` bytes long) if the file is whole, is the chunk asked for and every
+/// block read matches its CRC.
+fn read_chunk_file(
+    path: &Path,
+    key: &str,
+    chunk: u64,
+    want: Option<(u64, Range<u64>)>,
+) -> Option<Bytes> {
+    let mut file = std::fs::File::open(path).ok()?;
+    let file_len = file.metadata().ok()?.len();
+    let fixed = 4 + 2 + key.len() + 8 + 8 + 4;
+    if file_len < fixed as u64 + 4 {
+        return None;
+    }
+    let head = read_exact_vec(&mut file, fixed as u64)?;
+    let mut b = &head[..];
+    if &b[..4] != CHUNK_MAGIC {
         return None;
     }
     b.advance(4);
-    let key_len = b.get_u16() as usize;
-    if b.len() < key_len + 20 || &b[..key_len] != key.as_bytes() {
+    if b.get_u16() as usize != key.len() || &b[..key.len()] != key.as_bytes() {
         return None;
     }
-    b.advance(key_len);
+    b.advance(key.len());
     let stored_chunk = b.get_u64();
     let len = b.get_u64();
-    let crc = b.get_u32();
-    if stored_chunk != chunk || b.len() as u64 != len || crc32c::crc32c(b) != crc {
+    let block_size = b.get_u32() as u64;
+    if stored_chunk != chunk
+        || block_size != BLOCK_SIZE
+        || file_len.checked_sub(len) != Some(header_len(key.len(), len))
+    {
         return None;
     }
-    let start = bytes.len() - b.len();
-    Some(bytes.slice(start..))
+    let range = match want {
+        Some((expected, range)) if expected == len && range.end <= len => range,
+        Some(_) => return None,
+        None => 0..len,
+    };
+    let blocks = block_count(len);
+    let table = read_exact_vec(&mut file, 4 * blocks + 4)?;
+    let (crcs, header_crc) = table.split_at(table.len() - 4);
+    let computed = crc32c::crc32c_append(crc32c::crc32c(&head), crcs);
+    if computed.to_be_bytes() != header_crc {
+        return None;
+    }
+    if range.is_empty() {
+        return Some(Bytes::new());
+    }
+    let first = range.start / BLOCK_SIZE;
+    let last = (range.end - 1) / BLOCK_SIZE;
+    let from = first * BLOCK_SIZE;
+    let to = ((last + 1) * BLOCK_SIZE).min(len);
+    file.seek(SeekFrom::Start(header_len(key.len(), len) + from))
+        .ok()?;
+    let data = read_exact_vec(&mut file, to - from)?;
+    for (i, block) in data.chunks(BLOCK_SIZE as usize).enumerate() {
+        let at = (first as usize + i) * 4;
+        if crc32c::crc32c(block).to_be_bytes() != crcs[at..at + 4] {
+            return None;
+        }
+    }
+    Some(Bytes::from(data).slice((range.start - from) as usize..(range.end - from) as usize))
 }
 
 #[cfg(test)]
@@ -414,5 +663,149 @@ mod tests {
         assert!(cache.get("k", 0).await.unwrap().is_none());
         assert!(!path.exists());
         assert_eq!(cache.disk_bytes(), 0);
+    }
+
+    fn pattern(len: usize) -> Bytes {
+        (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn range_reads_check_only_the_blocks_they_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::open_with_memory(dir.path(), 1 << 30, 0).unwrap();
+        let len = (3 * BLOCK_SIZE + 1000) as usize;
+        let data = pattern(len);
+        cache.insert("key", 2, data.clone()).await.unwrap();
+        let n = len as u64;
+        for range in [
+            0..1,
+            0..n,
+            BLOCK_SIZE - 1..BLOCK_SIZE + 1,
+            2 * BLOCK_SIZE..3 * BLOCK_SIZE,
+            n - 10..n,
+            5..5,
+        ] {
+            let got = cache.get_range("key", 2, n, range.clone()).await.unwrap();
+            assert_eq!(
+                got.unwrap(),
+                data.slice(range.start as usize..range.end as usize),
+                "{range:?}"
+            );
+        }
+        // A range past the chunk, another chunk: misses.
+        assert!(
+            cache
+                .get_range("key", 2, n, 0..n + 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(cache.get_range("key", 3, n, 0..1).await.unwrap().is_none());
+        // A chunk of another length than expected: a miss that drops it.
+        assert!(
+            cache
+                .get_range("key", 2, n + 1, 0..1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(cache.disk_chunks(), 0);
+        cache.insert("key", 2, data.clone()).await.unwrap();
+
+        // Damage in block 1 of the data.
+        let path = dir.path().join(file_name("key", 2));
+        let mut raw = std::fs::read(&path).unwrap();
+        let header = header_len(3, n) as usize;
+        raw[header + BLOCK_SIZE as usize + 17] ^= 0x20;
+        std::fs::write(&path, &raw).unwrap();
+        // Reads of other blocks return right bytes; a read touching block 1
+        // is a miss and drops the file.
+        assert_eq!(
+            cache
+                .get_range("key", 2, n, 10..BLOCK_SIZE)
+                .await
+                .unwrap()
+                .unwrap(),
+            data.slice(10..BLOCK_SIZE as usize)
+        );
+        assert!(
+            cache
+                .get_range("key", 2, n, BLOCK_SIZE - 1..BLOCK_SIZE)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            cache
+                .get_range("key", 2, n, BLOCK_SIZE..BLOCK_SIZE + 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(!path.exists());
+        assert_eq!(cache.disk_chunks(), 0);
+    }
+
+    #[tokio::test]
+    async fn damaged_headers_and_old_files_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::open_with_memory(dir.path(), 1 << 30, 0).unwrap();
+        let data = pattern(2 * BLOCK_SIZE as usize);
+        let n = data.len() as u64;
+        let path = dir.path().join(file_name("k", 0));
+        let header = header_len(1, n) as usize;
+        // A byte of the CRC table, of the header CRC, of the length; a
+        // truncated file; a file of the older format (magic FLCC).
+        for at in [header - 9, header - 1, 4 + 2 + 1 + 8 + 3] {
+            cache.insert("k", 0, data.clone()).await.unwrap();
+            let mut raw = std::fs::read(&path).unwrap();
+            raw[at] ^= 1;
+            std::fs::write(&path, &raw).unwrap();
+            assert!(
+                cache.get_range("k", 0, n, 0..1).await.unwrap().is_none(),
+                "{at}"
+            );
+            assert!(!path.exists());
+        }
+        cache.insert("k", 0, data.clone()).await.unwrap();
+        let raw = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &raw[..raw.len() - 1]).unwrap();
+        assert!(cache.get_range("k", 0, n, 0..1).await.unwrap().is_none());
+        cache.insert("k", 0, data.clone()).await.unwrap();
+        let mut raw = std::fs::read(&path).unwrap();
+        raw[..4].copy_from_slice(b"FLCC");
+        std::fs::write(&path, &raw).unwrap();
+        assert!(cache.get("k", 0).await.unwrap().is_none());
+        assert_eq!(cache.disk_chunks(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn background_inserts_are_served_at_once_and_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::open_with_memory(dir.path(), 1 << 30, 0).unwrap();
+        let data = pattern(100_000);
+        let n = data.len() as u64;
+        cache.insert_in_background("k", 0, data.clone());
+        // No memory tier: served from the pending write until it lands.
+        assert!(cache.contains("k", 0));
+        assert_eq!(
+            cache.get_range("k", 0, n, 5..9).await.unwrap().unwrap(),
+            data.slice(5..9)
+        );
+        cache.flush().await;
+        assert_eq!(cache.disk_chunks(), 1);
+        assert_eq!(cache.get("k", 0).await.unwrap().unwrap(), data);
+
+        // Removed while being written: the file never appears.
+        cache.insert_in_background("k", 1, data.clone());
+        cache.remove("k", 1);
+        assert!(!cache.contains("k", 1));
+        cache.flush().await;
+        assert_eq!(cache.disk_chunks(), 1);
+        assert!(!dir.path().join(file_name("k", 1)).exists());
+        cache.remove("k", 0);
+        assert_eq!((cache.disk_chunks(), cache.disk_bytes()), (0, 0));
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

@@ -2,19 +2,26 @@
 //!
 //! [`RemoteReader::read`] goes offset -> manifest (cached in the
 //! [`Remote`]) -> segment -> `.index` object (cached in memory) -> the byte
-//! position of the indexed span -> chunks of the `.log` object (ranged GETs
-//! of `chunk_size` bytes, kept in the [`ChunkCache`]) -> whole batches, each
-//! CRC-checked before it is returned. A missing object or a batch that fails
-//! its checks is an error naming the segment's offset range; a truncated or
-//! failed GET is retried and then reported as a retriable error. Wrong bytes
-//! are never returned.
+//! position of the indexed span -> the bytes of the `.log` object from there
+//! to a little past `max_bytes` -> whole batches, each CRC-checked before it
+//! is returned. The object is fetched in chunks (ranged GETs of `chunk_size`
+//! bytes, one at a time per chunk, kept in the [`ChunkCache`]); a read takes
+//! only the byte range it needs from a cached chunk (zero-copy from a
+//! freshly fetched one). A missing object or a batch that fails its checks
+//! is an error naming the segment's offset range; when the damaged bytes
+//! came from the cache, the chunks are dropped from it and the read is
+//! tried once more from the object store first. A truncated or failed GET
+//! is retried and then reported as a retriable error. Wrong bytes are never
+//! returned.
 //!
-//! When a read ends in the second half of a chunk, the next chunk (of the
-//! same segment, or the first chunk of the next one) is fetched by a
-//! background task, at most `max_prefetches` at once, so a sequential
-//! consumer finds it in the cache.
+//! Prefetch: a read that continues where the previous read of the partition
+//! ended (a sequential consumer) starts background fetches of the next
+//! `prefetch_chunks` chunks (of the same segment, then of the following
+//! ones); any other read that ends in the second half of a chunk fetches the
+//! next one. At most `max_prefetches` run at once; a fetched chunk is usable
+//! at once while its cache file is written in the background.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -31,13 +38,23 @@ use crate::store::Remote;
 /// Default chunk size of ranged GETs: 16 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 << 20;
 
+/// Bytes read past `max_bytes` in the same go, so the header of the batch
+/// after the last one that fits (and the batches before the requested offset
+/// in its indexed span) need no second read.
+const READ_SLACK: u64 = 64 << 10;
+
+/// Partitions whose last read position is remembered for prefetch.
+const MAX_TRACKED_PARTITIONS: usize = 65_536;
+
 /// Reader settings.
 #[derive(Debug, Clone)]
 pub struct ReaderConfig {
     /// Bytes per ranged GET and per cache entry.
     pub chunk_size: u64,
-    /// Prefetch the next chunk for sequential readers.
+    /// Prefetch chunks ahead of sequential readers.
     pub prefetch: bool,
+    /// Chunks fetched ahead of a sequential reader (at least 1).
+    pub prefetch_chunks: usize,
     /// Prefetch tasks running at once.
     pub max_prefetches: usize,
     /// Parsed `.index` objects kept in memory.
@@ -49,6 +66,7 @@ impl Default for ReaderConfig {
         ReaderConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             prefetch: true,
+            prefetch_chunks: 2,
             max_prefetches: 4,
             index_cache_entries: 1024,
         }
@@ -93,7 +111,13 @@ struct Inner {
     indexes: Mutex<IndexCache>,
     fetches: Mutex<HashMap<ChunkId, Arc<tokio::sync::Mutex<()>>>>,
     prefetches: Arc<Semaphore>,
+    /// Per partition: where its last read ended, for prefetch.
+    last_reads: Mutex<HashMap<(String, i32), LastRead>>,
 }
+
+/// Where a partition's last read ended: object key, byte position, and
+/// whether that was the object's end.
+type LastRead = (String, u64, bool);
 
 /// An object key and a chunk number.
 type ChunkId = (String, u64);
@@ -136,6 +160,34 @@ impl Located {
     }
 }
 
+/// The bytes of one segment object that one read works on: a contiguous
+/// span, grown as the read needs more.
+#[derive(Default)]
+struct Window {
+    start: u64,
+    data: Bytes,
+    /// Whole chunks fetched (or found in the memory tier) during this read.
+    chunks: HashMap<u64, Bytes>,
+    /// Chunks this read took from the cache, or fetched and cached.
+    touched: BTreeSet<u64>,
+    /// Whether any bytes came from the cache rather than a GET of this read.
+    from_cache: bool,
+}
+
+impl Window {
+    fn end(&self) -> u64 {
+        self.start + self.data.len() as u64
+    }
+}
+
+/// What one read found: the span of whole batches and its offsets.
+struct Found {
+    start: u64,
+    end: u64,
+    base_offset: i64,
+    next_offset: i64,
+}
+
 impl RemoteReader {
     /// A reader with the default [`ReaderConfig`] (16 MiB chunks).
     pub fn new(remote: Remote, cache: ChunkCache) -> RemoteReader {
@@ -154,16 +206,19 @@ impl RemoteReader {
                 indexes: Mutex::new(IndexCache::default()),
                 fetches: Mutex::new(HashMap::new()),
                 prefetches,
+                last_reads: Mutex::new(HashMap::new()),
             }),
         }
     }
 
-    /// Waits until no prefetch task is running (for shutdown and tests).
+    /// Waits until no prefetch task is running and every fetched chunk's
+    /// cache file is written (for shutdown and tests).
     pub async fn wait_for_prefetches(&self) {
         let all = u32::try_from(self.inner.config.max_prefetches).unwrap_or(u32::MAX);
         if all > 0 {
             let _ = self.inner.prefetches.acquire_many(all).await;
         }
+        self.inner.cache.flush().await;
     }
 
     /// The remote this reader reads from.
@@ -219,18 +274,77 @@ impl RemoteReader {
             meta,
         };
         let index = self.index(&seg).await?;
-        let mut position = if offset <= seg.meta.base_offset {
+        let position = if offset <= seg.meta.base_offset {
             0
         } else {
             index.position_for(offset)
         };
-        let mut chunks = Chunks::default();
+        let mut window = Window::default();
+        let found = match self
+            .scan(&seg, &mut window, position, offset, max_bytes)
+            .await
+        {
+            Err(error @ Error::CorruptObject { .. }) => {
+                // Drop what this read cached or took from the cache: bytes
+                // damaged in the cache or in transit are fetched again; an
+                // object damaged in the store fails again.
+                for chunk in &window.touched {
+                    self.inner.cache.remove(&seg.key, *chunk);
+                }
+                if !window.from_cache {
+                    return Err(error);
+                }
+                tracing::warn!(%error, "damaged bytes from the chunk cache; refetching");
+                window = Window::default();
+                self.scan(&seg, &mut window, position, offset, max_bytes)
+                    .await
+                    .inspect_err(|_| {
+                        for chunk in &window.touched {
+                            self.inner.cache.remove(&seg.key, *chunk);
+                        }
+                    })?
+            }
+            other => other?,
+        };
+        let bytes = self
+            .bytes_at(&seg, &mut window, found.start, found.end - found.start, 0)
+            .await?;
+        let metrics = self.inner.remote.metrics();
+        metrics.read_bytes.inc_by(bytes.len() as u64);
+        metrics
+            .read_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let sequential = self.note_read(&seg, found.start, found.end);
+        self.maybe_prefetch(&manifest, &seg, found.end, sequential);
+        Ok(RemoteSlice {
+            bytes,
+            base_offset: found.base_offset,
+            next_offset: found.next_offset,
+            remote_start: manifest.remote_start_offset,
+            remote_end: manifest.next_offset(),
+        })
+    }
+
+    /// Walks the batches from `position` and checks the ones returned.
+    async fn scan(
+        &self,
+        seg: &Located,
+        window: &mut Window,
+        mut position: u64,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Found> {
+        let budget = (max_bytes as u64).saturating_add(READ_SLACK);
         let mut first: Option<(u64, i64)> = None;
         let mut end = position;
         let mut previous_last: Option<i64> = None;
         let mut next_offset = offset;
         while position < seg.meta.size_bytes {
-            let header = self.header_at(&seg, &mut chunks, position).await?;
+            let want = first
+                .map_or(position, |f| f.0)
+                .saturating_add(budget)
+                .saturating_sub(position);
+            let header = self.header_at(seg, window, position, want).await?;
             if let Some(prev) = previous_last
                 && header.base_offset <= prev
             {
@@ -250,8 +364,8 @@ impl RemoteReader {
             {
                 break;
             }
-            let batch = self.bytes_at(&seg, &mut chunks, position, size).await?;
-            check_batch(&seg, &batch, &header, position)?;
+            let batch = self.bytes_at(seg, window, position, size, want).await?;
+            check_batch(seg, &batch, &header, position)?;
             first.get_or_insert((position, header.base_offset));
             position += size;
             end = position;
@@ -263,20 +377,31 @@ impl RemoteReader {
         let Some((start, base_offset)) = first else {
             return Err(seg.corrupt(format!("no batch holds offset {offset}")));
         };
-        let bytes = self.bytes_at(&seg, &mut chunks, start, end - start).await?;
-        let metrics = self.inner.remote.metrics();
-        metrics.read_bytes.inc_by(bytes.len() as u64);
-        metrics
-            .read_seconds
-            .observe(started.elapsed().as_secs_f64());
-        self.maybe_prefetch(&manifest, &seg, end);
-        Ok(RemoteSlice {
-            bytes,
+        Ok(Found {
+            start,
+            end,
             base_offset,
             next_offset,
-            remote_start: manifest.remote_start_offset,
-            remote_end: manifest.next_offset(),
         })
+    }
+
+    /// Records where this read of the partition ended; whether it started
+    /// where the previous one ended (in this object, or at the start of
+    /// this object after the previous object's end).
+    fn note_read(&self, seg: &Located, start: u64, end: u64) -> bool {
+        let mut last = self.inner.last_reads.lock().expect("last reads");
+        if last.len() >= MAX_TRACKED_PARTITIONS {
+            last.clear();
+        }
+        let previous = last.insert(
+            (seg.topic.clone(), seg.partition),
+            (seg.key.clone(), end, end >= seg.meta.size_bytes),
+        );
+        match previous {
+            Some((key, at, _)) if key == seg.key => at == start,
+            Some((_, _, at_end)) => at_end && start == 0,
+            None => false,
+        }
     }
 
     /// The base offset of the first remote batch holding a record with a
@@ -307,14 +432,15 @@ impl RemoteReader {
                 continue;
             };
             let end = span_end.unwrap_or(meta.size_bytes).min(meta.size_bytes);
-            let mut chunks = Chunks::default();
+            let mut window = Window::default();
             while position < end {
-                let header = self.header_at(&seg, &mut chunks, position).await?;
+                let want = end - position;
+                let header = self.header_at(&seg, &mut window, position, want).await?;
                 if header.max_timestamp >= timestamp
                     && header.last_offset() >= manifest.remote_start_offset
                 {
                     let batch = self
-                        .bytes_at(&seg, &mut chunks, position, header.size())
+                        .bytes_at(&seg, &mut window, position, header.size(), 0)
                         .await?;
                     check_batch(&seg, &batch, &header, position)?;
                     return Ok(Some(header.base_offset.max(manifest.remote_start_offset)));
@@ -402,14 +528,15 @@ impl RemoteReader {
     async fn header_at(
         &self,
         seg: &Located,
-        chunks: &mut Chunks,
+        window: &mut Window,
         position: u64,
+        want: u64,
     ) -> Result<BatchHeader> {
         if seg.meta.size_bytes - position < BATCH_HEADER_LEN as u64 {
             return Err(seg.corrupt(format!("partial batch header at byte {position}")));
         }
         let bytes = self
-            .bytes_at(seg, chunks, position, BATCH_HEADER_LEN as u64)
+            .bytes_at(seg, window, position, BATCH_HEADER_LEN as u64, want)
             .await?;
         let header =
             BatchHeader::parse(&bytes, position).map_err(|e| seg.corrupt(e.to_string()))?;
@@ -427,56 +554,119 @@ impl RemoteReader {
         Ok(header)
     }
 
-    /// `len` bytes at `position` of the object: a slice of one chunk, or a
-    /// copy joining several.
+    /// `len` bytes at `position` of the object, from the read's window;
+    /// when the window does not hold them, it is moved (or grown, if it
+    /// holds `position`) to cover about `want` bytes from `position`, the
+    /// last [`READ_SLACK`] of them only if they are in a chunk needed anyway.
     async fn bytes_at(
         &self,
         seg: &Located,
-        chunks: &mut Chunks,
+        window: &mut Window,
         position: u64,
         len: u64,
+        want: u64,
     ) -> Result<Bytes> {
-        let chunk_size = self.inner.config.chunk_size.max(1);
-        let first = position / chunk_size;
-        let last = (position + len.max(1) - 1) / chunk_size;
-        for index in first..=last {
-            if let std::collections::hash_map::Entry::Vacant(slot) = chunks.map.entry(index) {
-                slot.insert(self.chunk(seg, index).await?);
+        let end = position + len;
+        if position < window.start || end > window.end() {
+            // The last READ_SLACK bytes of `want` are optional: they never
+            // pull in another chunk.
+            let chunk_size = self.inner.config.chunk_size.max(1);
+            let wanted = position.saturating_add(want);
+            let needed = end.max(wanted.saturating_sub(READ_SLACK));
+            let boundary = needed.div_ceil(chunk_size).saturating_mul(chunk_size);
+            let to = wanted.min(boundary).min(seg.meta.size_bytes).max(end);
+            if !window.data.is_empty() && position >= window.start && position <= window.end() {
+                let more = self.load(seg, window, window.end(), to).await?;
+                let mut joined = BytesMut::with_capacity(window.data.len() + more.len());
+                joined.extend_from_slice(&window.data);
+                joined.extend_from_slice(&more);
+                window.data = joined.freeze();
+            } else {
+                window.data = self.load(seg, window, position, to).await?;
+                window.start = position;
             }
         }
-        if first == last {
-            let data = &chunks.map[&first];
-            let start = (position - first * chunk_size) as usize;
-            return Ok(data.slice(start..start + len as usize));
+        let from = (position - window.start) as usize;
+        Ok(window.data.slice(from..from + len as usize))
+    }
+
+    /// Bytes `from..to` of the object: a slice of one chunk, or a copy
+    /// joining several.
+    async fn load(&self, seg: &Located, window: &mut Window, from: u64, to: u64) -> Result<Bytes> {
+        if from >= to {
+            return Ok(Bytes::new());
         }
-        let mut out = BytesMut::with_capacity(len as usize);
-        let mut at = position;
-        let end = position + len;
+        let chunk_size = self.inner.config.chunk_size.max(1);
+        let first = from / chunk_size;
+        let last = (to - 1) / chunk_size;
+        if first == last {
+            let base = first * chunk_size;
+            return self
+                .chunk_range(seg, window, first, from - base, to - base)
+                .await;
+        }
+        let mut out = BytesMut::with_capacity((to - from) as usize);
         for index in first..=last {
-            let data = &chunks.map[&index];
-            let chunk_start = index * chunk_size;
-            let from = (at - chunk_start) as usize;
-            let to = ((end - chunk_start) as usize).min(data.len());
-            out.extend_from_slice(&data[from..to]);
-            at = chunk_start + to as u64;
+            let base = index * chunk_size;
+            let lo = from.max(base) - base;
+            let hi = to.min(base + chunk_size) - base;
+            out.extend_from_slice(&self.chunk_range(seg, window, index, lo, hi).await?);
         }
         Ok(out.freeze())
     }
 
-    /// One chunk of a segment object: from the cache, or one ranged GET
-    /// (single-flight per chunk, retried).
-    async fn chunk(&self, seg: &Located, index: u64) -> Result<Bytes> {
+    /// The length of chunk `index` of a segment object.
+    fn chunk_len(&self, seg: &Located, index: u64) -> u64 {
         let chunk_size = self.inner.config.chunk_size.max(1);
         let start = index * chunk_size;
-        let end = (start + chunk_size).min(seg.meta.size_bytes);
-        let expected = end.saturating_sub(start);
-        let metrics = self.inner.remote.metrics();
-        let cache = &self.inner.cache;
-        let cached = |data: Option<Bytes>| data.filter(|d| d.len() as u64 == expected);
-        if let Some(data) = cached(cache.get(&seg.key, index).await.unwrap_or(None)) {
-            metrics.cache_hits.inc();
-            return Ok(data);
+        (start + chunk_size)
+            .min(seg.meta.size_bytes)
+            .saturating_sub(start)
+    }
+
+    /// Bytes `from..to` of chunk `index`: from this read's chunks, the
+    /// cache, or one ranged GET of the whole chunk.
+    async fn chunk_range(
+        &self,
+        seg: &Located,
+        window: &mut Window,
+        index: u64,
+        from: u64,
+        to: u64,
+    ) -> Result<Bytes> {
+        let (lo, hi) = (from as usize, to as usize);
+        if let Some(data) = window.chunks.get(&index) {
+            return Ok(data.slice(lo..hi));
         }
+        let expected = self.chunk_len(seg, index);
+        let cache = &self.inner.cache;
+        let metrics = self.inner.remote.metrics();
+        window.touched.insert(index);
+        for recheck in [true, true, false] {
+            if recheck
+                && let Ok(Some(bytes)) = cache.get_range(&seg.key, index, expected, from..to).await
+            {
+                metrics.cache_hits.inc();
+                window.from_cache = true;
+                return Ok(bytes);
+            }
+            if let Some(data) = self.fetch_chunk(seg, index, recheck).await? {
+                let bytes = data.slice(lo..hi);
+                window.chunks.insert(index, data);
+                return Ok(bytes);
+            }
+        }
+        unreachable!("a fetch without recheck returns the chunk")
+    }
+
+    /// One ranged GET of chunk `index` (single-flight per chunk, retried),
+    /// cached. With `recheck`, `None` when the chunk is (by then) in the
+    /// cache.
+    async fn fetch_chunk(&self, seg: &Located, index: u64, recheck: bool) -> Result<Option<Bytes>> {
+        let chunk_size = self.inner.config.chunk_size.max(1);
+        let start = index * chunk_size;
+        let end = start + self.chunk_len(seg, index);
+        let cache = &self.inner.cache;
         let id = (seg.key.clone(), index);
         let gate = self
             .inner
@@ -487,11 +677,11 @@ impl RemoteReader {
             .or_default()
             .clone();
         let _guard = gate.lock().await;
-        if let Some(data) = cached(cache.get(&seg.key, index).await.unwrap_or(None)) {
-            metrics.cache_hits.inc();
-            return Ok(data);
+        if recheck && cache.contains(&seg.key, index) {
+            self.inner.fetches.lock().expect("fetch map").remove(&id);
+            return Ok(None);
         }
-        metrics.cache_misses.inc();
+        self.inner.remote.metrics().cache_misses.inc();
         let remote = &self.inner.remote;
         let result = retry(remote.retry(), "read chunk", || {
             remote.get_range(&seg.key, start..end)
@@ -504,62 +694,84 @@ impl RemoteReader {
                 e
             }
         });
-        self.inner.fetches.lock().expect("fetch map").remove(&id);
-        let data = result?;
-        if let Err(error) = cache.insert(&seg.key, index, data.clone()).await {
-            tracing::warn!(%error, key = %seg.key, index, "cannot cache remote chunk");
+        if let Ok(data) = &result {
+            // Visible in the cache before the gate opens, so no one fetches
+            // it again while its file is written.
+            cache.insert_in_background(&seg.key, index, data.clone());
         }
-        Ok(data)
+        self.inner.fetches.lock().expect("fetch map").remove(&id);
+        result.map(Some)
     }
 
-    fn maybe_prefetch(&self, manifest: &PartitionManifest, seg: &Located, end: u64) {
-        if !self.inner.config.prefetch {
+    /// Starts background fetches of the chunks after byte `end` of `seg`:
+    /// `prefetch_chunks` of them after a sequential read, the next one after
+    /// any other read ending in the second half of a chunk.
+    fn maybe_prefetch(
+        &self,
+        manifest: &PartitionManifest,
+        seg: &Located,
+        end: u64,
+        sequential: bool,
+    ) {
+        let config = &self.inner.config;
+        if !config.prefetch {
             return;
         }
-        let chunk_size = self.inner.config.chunk_size.max(1);
-        let current = end.saturating_sub(1) / chunk_size;
-        if !end.is_multiple_of(chunk_size) && end % chunk_size < chunk_size / 2 {
-            return;
-        }
-        let next = if (current + 1) * chunk_size < seg.meta.size_bytes {
-            Some((seg.clone(), current + 1))
+        let chunk_size = config.chunk_size.max(1);
+        let depth = if sequential {
+            config.prefetch_chunks.max(1)
+        } else if end.is_multiple_of(chunk_size) || end % chunk_size >= chunk_size / 2 {
+            1
         } else {
-            manifest
+            return;
+        };
+        let mut targets = Vec::with_capacity(depth);
+        let mut current = seg.clone();
+        let mut next = end.saturating_sub(1) / chunk_size + 1;
+        while targets.len() < depth {
+            if next * chunk_size < current.meta.size_bytes {
+                targets.push((current.clone(), next));
+                next += 1;
+                continue;
+            }
+            let Some(meta) = manifest
                 .live_segments()
                 .iter()
-                .find(|s| s.base_offset > seg.meta.last_offset)
-                .map(|meta| {
-                    (
-                        Located {
-                            topic: seg.topic.clone(),
-                            partition: seg.partition,
-                            key: meta.name().log_key(&seg.topic, seg.partition),
-                            meta: meta.clone(),
-                        },
-                        0,
-                    )
-                })
-        };
-        let Some((target, index)) = next else {
-            return;
-        };
-        let Ok(permit) = self.inner.prefetches.clone().try_acquire_owned() else {
-            return;
-        };
-        let reader = self.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(error) = reader.chunk(&target, index).await {
-                tracing::debug!(%error, key = %target.key, index, "prefetch failed");
+                .find(|s| s.base_offset > current.meta.last_offset)
+            else {
+                break;
+            };
+            current = Located {
+                topic: seg.topic.clone(),
+                partition: seg.partition,
+                key: meta.name().log_key(&seg.topic, seg.partition),
+                meta: meta.clone(),
+            };
+            next = 0;
+        }
+        for (target, index) in targets {
+            if self.inner.cache.contains(&target.key, index)
+                || self
+                    .inner
+                    .fetches
+                    .lock()
+                    .expect("fetch map")
+                    .contains_key(&(target.key.clone(), index))
+            {
+                continue;
             }
-        });
+            let Ok(permit) = self.inner.prefetches.clone().try_acquire_owned() else {
+                return;
+            };
+            let reader = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(error) = reader.fetch_chunk(&target, index, true).await {
+                    tracing::debug!(%error, key = %target.key, index, "prefetch failed");
+                }
+            });
+        }
     }
-}
-
-/// Chunks fetched during one read.
-#[derive(Default)]
-struct Chunks {
-    map: HashMap<u64, Bytes>,
 }
 
 fn check_batch(seg: &Located, batch: &[u8], header: &BatchHeader, position: u64) -> Result<()> {
