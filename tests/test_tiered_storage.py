@@ -797,3 +797,89 @@ def test_delete_records_moves_both_tiers(make_tier_broker):
     # A restart keeps both.
     broker.restart()
     assert watermarks(broker.bootstrap, topic) == {0: (cut2, n)}
+
+
+def test_internal_topics_come_back_from_the_bucket_and_cannot_be_deleted(make_tier_broker, tmp_path):
+    """`_schemas` and `__consumer_offsets` are tiered: a broker started on an empty data dir
+    over the same bucket has every schema id and committed offset back before it serves, and
+    neither internal topic can be deleted by a client."""
+    import urllib.request
+
+    from confluent_kafka import Consumer
+
+    from floe_harness import make_records, produce
+
+    store = f"file://{tmp_path / 'shared-bucket'}"
+    bucket = FileBucket(tmp_path / "shared-bucket")
+    a = make_tier_broker("a", store=store, bucket=bucket, idle_roll_ms="300")
+
+    schema = {"type": "record", "name": "Order", "fields": [{"name": "id", "type": "long"}]}
+    req = urllib.request.Request(
+        f"{a.registry_url}/subjects/orders-value/versions",
+        data=json.dumps({"schema": json.dumps(schema)}).encode(),
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        schema_id = json.loads(r.read())["id"]
+
+    topic = a.create_topic(unique_topic("committed"), partitions=1, **TIERED)
+    produce(a.bootstrap, topic, make_records(50, seed=5))
+    group = unique_topic("group")
+    consumer = Consumer({"bootstrap.servers": a.bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(topic, 0, 42)], asynchronous=False)
+    finally:
+        consumer.close()
+
+    # The idle active segments roll and upload: _schemas, the group's offsets partition, the topic.
+    wait_uploaded(a, "_schemas", 1)
+    wait_uploaded(a, topic, 50)
+    wait_for(lambda: sum(bucket.remote_end("__consumer_offsets", p) for p in range(16)) > 0, 60,
+             "the committed offset to reach the bucket", interval=0.5)
+    a.stop()
+
+    b = make_tier_broker("b", store=store, bucket=bucket)
+    with urllib.request.urlopen(f"{b.registry_url}/schemas/ids/{schema_id}", timeout=30) as r:
+        got = json.loads(json.loads(r.read())["schema"])
+    assert got == schema, f"schema id {schema_id} after recovery from the bucket: {got}"
+    with urllib.request.urlopen(f"{b.registry_url}/subjects", timeout=30) as r:
+        assert json.loads(r.read()) == ["orders-value"]
+
+    res = subprocess.run(
+        [str(b.binary), "topic", "recover", topic, "--admin", b.admin_addr],
+        capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, f"recover {topic}: {res.stdout}{res.stderr}"
+    consumer = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        committed = consumer.committed([TopicPartition(topic, 0)], timeout=30)
+    finally:
+        consumer.close()
+    assert committed[0].offset == 42, f"committed offset after recovery: {committed[0]}"
+
+    for internal in ("_schemas", "__consumer_offsets"):
+        res = b.topic("delete", internal, check=False)
+        assert res.returncode != 0, f"deleting {internal} should be refused:\n{res.stdout}{res.stderr}"
+        # INVALID_TOPIC_EXCEPTION, and the topic is still there.
+        assert "kafka error 17" in (res.stdout + res.stderr), res.stdout + res.stderr
+        assert b.topic("describe", internal, check=False).returncode == 0
+    assert b.bucket.manifest("_schemas") is not None
+
+
+def test_relative_data_dir(floe_binary, tmp_path):
+    """`floe serve --data-dir data` (relative to the working directory) starts and serves."""
+    from floe_harness import Broker
+
+    class RelativeBroker(Broker):
+        def command(self):
+            cmd = super().command()
+            cmd[cmd.index("--data-dir") + 1] = "data"  # the harness runs it with cwd=workdir
+            return cmd
+
+    b = RelativeBroker(floe_binary, tmp_path)
+    try:
+        b.start()
+        name = b.create_topic(unique_topic("rel"))
+        assert (tmp_path / "data" / f"{name}-0").is_dir()
+    finally:
+        b.close()
