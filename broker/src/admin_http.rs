@@ -1,5 +1,5 @@
 //! The admin HTTP server: `/health`, `/metrics` (Prometheus) and a small
-//! JSON API, on its own thread with a tokio runtime (the admin/cloud plane),
+//! JSON API, on the cloud plane's tokio runtime (shared with the shadow index and the registry),
 //! never on a data-plane shard.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use crate::server::Runtime;
 /// A running admin server; `stop` ends it.
 pub struct AdminServer {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    task: Option<(tokio::runtime::Handle, tokio::task::JoinHandle<()>)>,
 }
 
 impl AdminServer {
@@ -26,58 +26,47 @@ impl AdminServer {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some((handle, task)) = self.task.take() {
+            let _ = handle.block_on(task);
         }
     }
 }
 
-/// Binds the admin address and serves it on a new thread.
-pub fn start(runtime: Arc<Runtime>) -> std::io::Result<AdminServer> {
+/// Binds the admin address and serves it on the cloud plane's runtime.
+pub fn start(
+    runtime: Arc<Runtime>,
+    cloud: &tokio::runtime::Handle,
+) -> std::io::Result<AdminServer> {
     let addr = runtime.cluster.config.admin_addr.clone();
     let listener = std::net::TcpListener::bind(&addr)?;
     listener.set_nonblocking(true)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("floe-admin".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start the admin runtime");
-                    return;
-                }
-            };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot serve the admin address");
-                        return;
-                    }
-                };
-                let app = Router::new()
-                    .route("/health", get(health))
-                    .route("/metrics", get(metrics))
-                    .route("/v1/topics", get(topics))
-                    .route("/v1/topics/{name}", get(topic))
-                    .route("/v1/tier/status", get(tier_status))
-                    .route("/v1/tier/recover", axum::routing::post(tier_recover))
-                    .with_state(runtime);
-                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = stop_rx.await;
-                });
-                if let Err(e) = serve.await {
-                    tracing::error!(error = %e, "admin server failed");
-                }
-            });
-        })?;
+    let task = cloud.spawn(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serve the admin address");
+                return;
+            }
+        };
+        let app = Router::new()
+            .route("/health", get(health))
+            .route("/metrics", get(metrics))
+            .route("/v1/topics", get(topics))
+            .route("/v1/topics/{name}", get(topic))
+            .route("/v1/tier/status", get(tier_status))
+            .route("/v1/tier/recover", axum::routing::post(tier_recover))
+            .with_state(runtime);
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "admin server failed");
+        }
+    });
     Ok(AdminServer {
         stop: Some(stop_tx),
-        thread: Some(thread),
+        task: Some((cloud.clone(), task)),
     })
 }
 

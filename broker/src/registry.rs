@@ -5,9 +5,9 @@
 //!
 //! # Startup
 //! 1. [`start`] binds the registry address (a taken port fails startup at
-//!    once) and starts the `floe-registry` thread (tokio: the admin/cloud
-//!    plane, never a shard).
-//! 2. That thread creates `_schemas` (one partition, `retention.ms=-1`,
+//!    once) and starts the registry task on the cloud plane's tokio runtime
+//!    (never a shard).
+//! 2. That task creates `_schemas` (one partition, `retention.ms=-1`,
 //!    internal: clients cannot produce to it) if it is missing.
 //! 3. It reads the partition from its start to its end through the inbox of
 //!    the shard that owns it, and applies every record in offset order. A
@@ -512,10 +512,10 @@ impl SchemaLog for TopicLog {
     }
 }
 
-/// The running registry thread; [`RegistryServer::stop`] ends it.
+/// The running registry task; [`RegistryServer::stop`] ends it.
 pub struct RegistryServer {
     stop: Option<tokio::sync::watch::Sender<bool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    task: Option<(tokio::runtime::Handle, tokio::task::JoinHandle<()>)>,
 }
 
 impl RegistryServer {
@@ -524,78 +524,65 @@ impl RegistryServer {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(true);
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        if let Some((handle, task)) = self.task.take() {
+            let _ = handle.block_on(task);
         }
     }
 }
 
-/// Binds the registry address and starts the registry thread: create and
+/// Binds the registry address and starts the registry task: create and
 /// replay `_schemas`, mark the registry loaded, serve HTTP. A load failure
 /// is handed to `on_failure` (the broker then stops).
 pub fn start(
     cluster: Arc<Cluster>,
+    cloud: &tokio::runtime::Handle,
     on_failure: impl FnOnce(LoadError) + Send + 'static,
 ) -> std::io::Result<RegistryServer> {
     let listener = std::net::TcpListener::bind(&cluster.config.registry_addr)?;
     listener.set_nonblocking(true)?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let thread = std::thread::Builder::new()
-        .name("floe-registry".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
+    let task = cloud.spawn(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot start the registry runtime");
+                    tracing::error!(error = %e, "cannot serve the registry address");
                     return;
                 }
             };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot serve the registry address");
-                        return;
-                    }
-                };
-                let schemas = &cluster.schemas;
-                let loaded = tokio::select! {
-                    loaded = schemas.load(&cluster) => loaded,
-                    _ = stop_rx.changed() => return,
-                };
-                match loaded {
-                    Ok(summary) => log_summary(schemas.registry(), &summary),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot load the schema registry");
-                        on_failure(e);
-                        return;
-                    }
+            let schemas = &cluster.schemas;
+            let loaded = tokio::select! {
+                loaded = schemas.load(&cluster) => loaded,
+                _ = stop_rx.changed() => return,
+            };
+            match loaded {
+                Ok(summary) => log_summary(schemas.registry(), &summary),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load the schema registry");
+                    on_failure(e);
+                    return;
                 }
-                drop(on_failure);
-                schemas.mark_loaded();
-                let app = schemas::http::router(schemas.registry().clone());
-                let mut graceful = stop_rx.clone();
-                let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                    let _ = graceful.changed().await;
-                });
-                let deadline = async move {
-                    let _ = stop_rx.changed().await;
-                    tokio::time::sleep(SHUTDOWN_GRACE).await;
-                };
-                tokio::select! {
-                    served = serve => if let Err(e) = served {
-                        tracing::error!(error = %e, "registry server failed");
-                    },
-                    () = deadline => tracing::warn!("registry requests still running at shutdown were dropped"),
-                }
+            }
+            drop(on_failure);
+            schemas.mark_loaded();
+            let app = schemas::http::router(schemas.registry().clone());
+            let mut graceful = stop_rx.clone();
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = graceful.changed().await;
             });
-        })?;
+            let deadline = async move {
+                let _ = stop_rx.changed().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            tokio::select! {
+                served = serve => if let Err(e) = served {
+                    tracing::error!(error = %e, "registry server failed");
+                },
+                () = deadline => tracing::warn!("registry requests still running at shutdown were dropped"),
+            }
+        });
     Ok(RegistryServer {
         stop: Some(stop_tx),
-        thread: Some(thread),
+        task: Some((cloud.clone(), task)),
     })
 }
 

@@ -145,16 +145,18 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
         ready: Arc::new(AtomicBool::new(false)),
         shutdown: Arc::new(Event::new()),
     });
-    let admin = admin_http::start(runtime.clone()).map_err(|source| ServerError::Bind {
-        addr: config.admin_addr.clone(),
-        source,
+    let admin = admin_http::start(runtime.clone(), cloud_plane.handle()).map_err(|source| {
+        ServerError::Bind {
+            addr: config.admin_addr.clone(),
+            source,
+        }
     })?;
 
     let listening = Arc::new(AtomicUsize::new(0));
     let (failed_tx, failed_rx) = mpsc::channel::<ServerError>();
     let registry = {
         let failed_tx = failed_tx.clone();
-        crate::registry::start(cluster.clone(), move |e| {
+        crate::registry::start(cluster.clone(), cloud_plane.handle(), move |e| {
             let _ = failed_tx.send(ServerError::Registry(e));
         })
         .map_err(|source| ServerError::Bind {
