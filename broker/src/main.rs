@@ -26,6 +26,7 @@ use protocol::metadata_response::MetadataResponse;
 /// glibc's malloc unmaps every large block on free: a Fetch that allocates
 /// and frees ~1 MiB per partition then pays a page fault per 4 KiB, which
 /// halved consume throughput (benches/RESULTS.md).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

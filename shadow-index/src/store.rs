@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+#[cfg(feature = "s3")]
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
@@ -112,6 +113,7 @@ pub fn open_store_with(config: &ObjectStoreConfig) -> Result<Remote> {
             }
             Remote::new(Arc::new(InMemory::new()), "", url)
         }
+        #[cfg(feature = "s3")]
         "s3" | "s3a" => {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
@@ -150,6 +152,12 @@ pub fn open_store_with(config: &ObjectStoreConfig) -> Result<Remote> {
                 source,
             })?;
             Remote::new(Arc::new(store), prefix, url)
+        }
+        #[cfg(not(feature = "s3"))]
+        "s3" | "s3a" => {
+            return Err(invalid(
+                "this build has no S3 support (the shadow-index crate's `s3` feature is off)",
+            ));
         }
         _ => return Err(invalid("unknown scheme")),
     };

@@ -424,6 +424,24 @@ pub struct RecordInfo {
     pub timestamp_delta: i64,
 }
 
+/// One record with its payload, borrowed from a (decompressed) records
+/// section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [RecordHeader<'a>],
+}
+
+/// One record header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader<'a> {
+    pub key: &'a [u8],
+    pub value: Option<&'a [u8]>,
+}
+
 /// Walks every record of a batch whose header was already checked,
 /// decompressing within `max_decompressed` bytes. Fails unless the records
 /// section holds exactly `records_count` well-formed records and nothing
@@ -433,6 +451,21 @@ pub fn for_each_record(
     header: &BatchHeader,
     max_decompressed: usize,
     mut f: impl FnMut(RecordInfo) -> ControlFlow<()>,
+) -> Result<(), LogError> {
+    for_each_full_record(batch, header, max_decompressed, |record| {
+        f(RecordInfo {
+            offset_delta: record.offset_delta,
+            timestamp_delta: record.timestamp_delta,
+        })
+    })
+}
+
+/// [`for_each_record`] with every record's key, value and headers.
+pub fn for_each_full_record(
+    batch: &[u8],
+    header: &BatchHeader,
+    max_decompressed: usize,
+    mut f: impl FnMut(&Record<'_>) -> ControlFlow<()>,
 ) -> Result<(), LogError> {
     let size = header.size();
     let section = batch
@@ -471,6 +504,7 @@ pub fn for_each_record(
         bytes: records,
         at: 0,
     };
+    let mut headers = Vec::new();
     for index in 0..declared {
         if cursor.remaining() == 0 {
             return Err(LogError::RecordCountMismatch {
@@ -478,8 +512,16 @@ pub fn for_each_record(
                 found: index,
             });
         }
-        let info = read_record(&mut cursor, index)?;
-        if f(info).is_break() {
+        headers.clear();
+        let fields = read_record(&mut cursor, index, &mut headers)?;
+        let record = Record {
+            offset_delta: fields.offset_delta,
+            timestamp_delta: fields.timestamp_delta,
+            key: fields.key,
+            value: fields.value,
+            headers: &headers,
+        };
+        if f(&record).is_break() {
             return Ok(());
         }
     }
@@ -491,9 +533,21 @@ pub fn for_each_record(
     Ok(())
 }
 
-/// Parses one record (length-prefixed) and checks that its body is exactly
-/// as long as declared.
-fn read_record(cursor: &mut Cursor<'_>, record: usize) -> Result<RecordInfo, LogError> {
+/// A record's fields other than its headers.
+struct RecordFields<'a> {
+    offset_delta: i32,
+    timestamp_delta: i64,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+}
+
+/// Parses one record (length-prefixed), pushing its headers, and checks
+/// that its body is exactly as long as declared.
+fn read_record<'a>(
+    cursor: &mut Cursor<'a>,
+    record: usize,
+    headers_out: &mut Vec<RecordHeader<'a>>,
+) -> Result<RecordFields<'a>, LogError> {
     let start = cursor.at;
     let malformed = |position: usize, reason: &'static str| LogError::MalformedRecord {
         record,
@@ -522,9 +576,11 @@ fn read_record(cursor: &mut Cursor<'_>, record: usize) -> Result<RecordInfo, Log
     let offset_delta = body
         .varint()
         .ok_or_else(|| malformed(body.at, "bad offset delta"))?;
-    body.nullable_bytes()
+    let key = body
+        .nullable_bytes()
         .map_err(|reason| malformed(body.at, reason))?;
-    body.nullable_bytes()
+    let value = body
+        .nullable_bytes()
         .map_err(|reason| malformed(body.at, reason))?;
     let headers = body
         .varint()
@@ -537,22 +593,26 @@ fn read_record(cursor: &mut Cursor<'_>, record: usize) -> Result<RecordInfo, Log
     }
     for _ in 0..headers {
         let key_at = body.at;
-        match body.varint() {
+        let key = match body.varint() {
             Some(len) if len >= 0 => body
-                .skip(len as usize)
+                .take(len as usize)
                 .ok_or_else(|| malformed(key_at, "header key longer than the record"))?,
             Some(_) => return Err(malformed(key_at, "null header key")),
             None => return Err(malformed(key_at, "bad header key length")),
-        }
-        body.nullable_bytes()
+        };
+        let value = body
+            .nullable_bytes()
             .map_err(|reason| malformed(body.at, reason))?;
+        headers_out.push(RecordHeader { key, value });
     }
     if body.remaining() != 0 {
         return Err(malformed(body.at, "record body longer than its fields"));
     }
-    Ok(RecordInfo {
+    Ok(RecordFields {
         offset_delta,
         timestamp_delta,
+        key,
+        value,
     })
 }
 
@@ -562,17 +622,22 @@ struct Cursor<'a> {
     at: usize,
 }
 
-impl Cursor<'_> {
+impl<'a> Cursor<'a> {
     fn remaining(&self) -> usize {
         self.bytes.len() - self.at
     }
 
     fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(|_| ())
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         if n > self.remaining() {
             return None;
         }
+        let bytes = &self.bytes[self.at..self.at + n];
         self.at += n;
-        Some(())
+        Some(bytes)
     }
 
     /// An unsigned LEB128 value of at most `max_bytes` bytes.
@@ -602,11 +667,12 @@ impl Cursor<'_> {
     }
 
     /// A varint length (-1 for null) and that many bytes.
-    fn nullable_bytes(&mut self) -> Result<(), &'static str> {
+    fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>, &'static str> {
         match self.varint() {
-            Some(-1) => Ok(()),
+            Some(-1) => Ok(None),
             Some(len) if len >= 0 => self
-                .skip(len as usize)
+                .take(len as usize)
+                .map(Some)
                 .ok_or("field longer than the record"),
             Some(_) => Err("negative field length"),
             None => Err("bad field length varint"),

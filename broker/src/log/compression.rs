@@ -1,10 +1,11 @@
 //! Record batch compression codecs, with a hard cap on decompressed output.
 //!
-//! Decompression never allocates more than the cap for its output: every
-//! decoder is read through `read_capped`, and snappy's declared lengths are
-//! checked before a buffer is made. The decoders' own working memory is
-//! bounded independently of the input (LZ4 blocks are at most 4 MiB, the zstd
-//! window at most 128 MiB, see `zstd_window_log`).
+//! Decompression never allocates more than the cap for its output: gzip and
+//! zstd are read through `read_capped`, LZ4 blocks are decoded straight into
+//! the capped output (`lz4_frame`), and snappy's declared lengths are checked
+//! before a buffer is made. The decoders' own working memory is bounded
+//! independently of the input (the zstd window at most 128 MiB, see
+//! `zstd_window_log`; LZ4 needs none).
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -82,7 +83,7 @@ pub fn decompress(codec: Compression, input: &[u8], cap: usize) -> Result<Vec<u8
         }
         Compression::Gzip => read_capped(flate2::read::MultiGzDecoder::new(input), cap),
         Compression::Snappy => return snappy_decompress(input, cap),
-        Compression::Lz4 => read_capped(lz4_flex::frame::FrameDecoder::new(input), cap),
+        Compression::Lz4 => super::lz4_frame::decompress(input, cap),
         Compression::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::new(input).map_err(fail)?;
             decoder.window_log_max(zstd_window_log(cap)).map_err(fail)?;

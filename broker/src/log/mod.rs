@@ -73,6 +73,7 @@ pub mod compression;
 mod error;
 mod file;
 mod index;
+mod lz4_frame;
 mod partition_log;
 mod read;
 mod recovery;
@@ -85,7 +86,8 @@ mod tests;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use batch::{
-    BatchHeader, BatchIter, BatchLimits, TimestampType, ValidatedBatch, ValidatedRecords,
+    BatchHeader, BatchIter, BatchLimits, Record, RecordHeader, TimestampType, ValidatedBatch,
+    ValidatedRecords,
 };
 pub use builder::BatchBuilder;
 pub use compression::Compression;
