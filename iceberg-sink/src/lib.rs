@@ -1,10 +1,22 @@
 //! Floe's Iceberg sink: records of one topic in, Iceberg snapshots out.
 //!
-//! Input is plain data (`topic, partition, offsets, records`), never a socket.
-//! Today this crate holds the exactly-once bookkeeping: the next offset of
-//! every partition a commit covers is stored in the snapshot summary under
-//! `floe.next-offset.<partition>`, and read back on restart. Arrow conversion,
-//! Parquet writing and snapshot commits land here next.
+//! Input is plain data ([`SinkRecord`]s read from a topic's log), never a
+//! socket; the broker's projector feeds it on the cloud plane. The pieces:
+//!
+//! - [`convert`]: Iceberg schemas for each `iceberg.mode` (the `kafka` struct
+//!   column, `value binary` for `key_value`, the value's fields as top-level
+//!   columns for the schema modes, the DLQ shape) and row conversion from
+//!   Avro / Protobuf / JSON payloads into Arrow record batches; schema
+//!   evolution between versions.
+//! - [`storage`]: iceberg-rust's pluggable `Storage` over `object_store`, so
+//!   the bucket and credentials of the shadow index are configured once.
+//! - [`catalog`]: a filesystem-style catalog in the object store
+//!   (`<warehouse>/<namespace>/<table>/metadata/vN.metadata.json` plus
+//!   `version-hint.text`) that readers open without a catalog service.
+//! - [`table`]: Parquet (zstd) data files written with iceberg-rust's writers,
+//!   partitioned by the table's spec, and commits whose snapshot summary
+//!   carries the next offset of every partition ([`offsets`]).
+//! - [`partition_spec`]: the `iceberg.partition.spec` topic config.
 //!
 //! # Example
 //! ```
@@ -15,4 +27,12 @@
 //! assert_eq!(CommittedOffsets::from_summary(&summary).unwrap().next_offset(0), Some(100));
 //! ```
 
+pub mod catalog;
+pub mod convert;
 pub mod offsets;
+pub mod partition_spec;
+pub mod record;
+pub mod storage;
+pub mod table;
+
+pub use record::{SinkHeader, SinkRecord};

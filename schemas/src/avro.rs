@@ -47,6 +47,12 @@ impl AvroSchema {
         &self.schema
     }
 
+    /// The referenced schemas it was parsed with (where the named types of
+    /// its `Schema::Ref`s may be defined).
+    pub fn referenced(&self) -> &[Schema] {
+        &self.referenced
+    }
+
     /// The canonical text (see the module docs).
     pub fn canonical(&self, normalize: bool) -> String {
         if normalize && let Ok(value) = serde_json::to_value(&self.schema) {
