@@ -55,6 +55,7 @@ pub fn start(
             .route("/v1/topics", get(topics))
             .route("/v1/topics/{name}", get(topic))
             .route("/v1/tier/status", get(tier_status))
+            .route("/v1/iceberg/status", get(iceberg_status))
             .route("/v1/tier/recover", axum::routing::post(tier_recover))
             .with_state(runtime);
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -205,6 +206,33 @@ async fn tier_status(State(rt): State<Arc<Runtime>>, Query(q): Query<TierQuery>)
         "object_store": tier.map(|t| t.url()),
         "cache_hit_ratio": tier.map(|t| t.cache_hit_ratio()),
         "partitions": partitions,
+    }))
+    .into_response()
+}
+
+/// `GET /v1/iceberg/status[?topic=T]`: every projected topic's table,
+/// commits, rows and per-partition projected offset and lag.
+async fn iceberg_status(State(rt): State<Arc<Runtime>>, Query(q): Query<TierQuery>) -> Response {
+    if let Some(topic) = &q.topic
+        && rt.cluster.topics.get(topic).is_none()
+    {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": format!("topic {topic} does not exist") })),
+        )
+            .into_response();
+    }
+    #[cfg(feature = "iceberg")]
+    let topics = rt
+        .projector
+        .get()
+        .map(|p| p.status(q.topic.as_deref()))
+        .unwrap_or_default();
+    #[cfg(not(feature = "iceberg"))]
+    let topics: Vec<serde_json::Value> = Vec::new();
+    axum::Json(serde_json::json!({
+        "namespace": rt.cluster.config.iceberg_namespace,
+        "topics": topics,
     }))
     .into_response()
 }

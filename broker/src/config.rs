@@ -63,6 +63,8 @@ pub struct FileConfig {
     /// S3 settings that win over the `AWS_*` environment (`[s3]`).
     #[serde(default)]
     pub s3: S3FileConfig,
+    /// Iceberg namespace of projected topics' tables (default `floe`).
+    pub iceberg_namespace: Option<String>,
 }
 
 /// `[tier]` in `floe.toml`.
@@ -178,6 +180,8 @@ pub struct BrokerConfig {
     pub topic_defaults: BTreeMap<String, String>,
     /// Tiered storage.
     pub tier: TierSettings,
+    /// Iceberg namespace of the projected topics' tables.
+    pub iceberg_namespace: String,
 }
 
 impl BrokerConfig {
@@ -277,6 +281,43 @@ fn validate_schema_validation_mode(v: &str) -> Result<(), String> {
         "id" | "full" => Ok(()),
         _ => Err("must be id (the schema id must be registered) or full (the payload must decode with that schema)".into()),
     }
+}
+fn validate_iceberg_mode(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "disabled" => Ok(()),
+        "key_value" | "value_schema_id_prefix" | "value_schema_latest"
+            if !cfg!(feature = "iceberg") =>
+        {
+            Err("this floe was built without the iceberg feature".into())
+        }
+        "key_value" | "value_schema_id_prefix" | "value_schema_latest" => Ok(()),
+        _ => {
+            Err("must be disabled, key_value, value_schema_id_prefix or value_schema_latest".into())
+        }
+    }
+}
+fn validate_invalid_record_action(v: &str) -> Result<(), String> {
+    match v.trim() {
+        "dlq_table" | "drop" => Ok(()),
+        _ => Err("must be dlq_table or drop".into()),
+    }
+}
+/// The partition spec grammar is checked against the table's columns when
+/// the table is created; here only its shape: a non-empty list of fields.
+fn validate_partition_spec(v: &str) -> Result<(), String> {
+    let inner = v.trim();
+    let inner = inner
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .unwrap_or(inner);
+    if inner.trim().is_empty() {
+        return Err("must name at least one field, e.g. (hour(kafka.timestamp))".into());
+    }
+    let opens = inner.matches('(').count();
+    if opens != inner.matches(')').count() {
+        return Err("unbalanced parentheses".into());
+    }
+    Ok(())
 }
 fn validate_max_message_bytes(v: &str) -> Result<(), String> {
     match v.trim().parse::<i64>() {
@@ -392,6 +433,34 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "with schema id validation: id (the id is registered) or full (the payload decodes with it)",
         validate: validate_schema_validation_mode,
     },
+    TopicConfigDef {
+        name: "iceberg.mode",
+        default: "disabled",
+        kind: ConfigType::String,
+        doc: "project the topic into an Iceberg table: disabled, key_value, value_schema_id_prefix or value_schema_latest",
+        validate: validate_iceberg_mode,
+    },
+    TopicConfigDef {
+        name: "iceberg.target.lag.ms",
+        default: "60000",
+        kind: ConfigType::Long,
+        doc: "how long a record may wait before the projector commits it to the table",
+        validate: validate_positive,
+    },
+    TopicConfigDef {
+        name: "iceberg.partition.spec",
+        default: "(hour(kafka.timestamp))",
+        kind: ConfigType::String,
+        doc: "partitioning of a new table: identity, year/month/day/hour, bucket(N, col), truncate(W, col)",
+        validate: validate_partition_spec,
+    },
+    TopicConfigDef {
+        name: "iceberg.invalid.record.action",
+        default: "dlq_table",
+        kind: ConfigType::String,
+        doc: "records that do not decode: dlq_table (write them to <topic>~dlq) or drop",
+        validate: validate_invalid_record_action,
+    },
 ];
 
 /// Redpanda's names for Kafka's topic configs.
@@ -408,6 +477,13 @@ const ALIASES: &[(&str, &str)] = &[
     (
         "redpanda.key.schema.id.validation",
         "key.schema.id.validation",
+    ),
+    ("redpanda.iceberg.mode", "iceberg.mode"),
+    ("redpanda.iceberg.target.lag.ms", "iceberg.target.lag.ms"),
+    ("redpanda.iceberg.partition.spec", "iceberg.partition.spec"),
+    (
+        "redpanda.iceberg.invalid.record.action",
+        "iceberg.invalid.record.action",
     ),
 ];
 
@@ -455,6 +531,47 @@ pub struct TopicConfig {
     pub key_schema_id_validation: bool,
     /// With schema id validation: decode each payload with its schema.
     pub schema_validation_full: bool,
+    /// The Iceberg projection of the topic.
+    pub iceberg: IcebergTopicConfig,
+}
+
+/// How a topic is projected into an Iceberg table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcebergMode {
+    Disabled,
+    KeyValue,
+    ValueSchemaIdPrefix,
+    ValueSchemaLatest,
+}
+
+impl IcebergMode {
+    pub fn parse(v: &str) -> IcebergMode {
+        match v.trim() {
+            "key_value" => IcebergMode::KeyValue,
+            "value_schema_id_prefix" => IcebergMode::ValueSchemaIdPrefix,
+            "value_schema_latest" => IcebergMode::ValueSchemaLatest,
+            _ => IcebergMode::Disabled,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IcebergMode::Disabled => "disabled",
+            IcebergMode::KeyValue => "key_value",
+            IcebergMode::ValueSchemaIdPrefix => "value_schema_id_prefix",
+            IcebergMode::ValueSchemaLatest => "value_schema_latest",
+        }
+    }
+}
+
+/// The `iceberg.*` topic configs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcebergTopicConfig {
+    pub mode: IcebergMode,
+    pub target_lag_ms: i64,
+    pub partition_spec: String,
+    /// Undecodable records are dropped instead of written to `<topic>~dlq`.
+    pub drop_invalid: bool,
 }
 
 impl TopicConfig {
@@ -502,6 +619,12 @@ impl TopicConfig {
             value_schema_id_validation: get("value.schema.id.validation") == "true",
             key_schema_id_validation: get("key.schema.id.validation") == "true",
             schema_validation_full: get("schema.validation.mode") == "full",
+            iceberg: IcebergTopicConfig {
+                mode: IcebergMode::parse(&get("iceberg.mode")),
+                target_lag_ms: long("iceberg.target.lag.ms", 60_000).max(1),
+                partition_spec: get("iceberg.partition.spec"),
+                drop_invalid: get("iceberg.invalid.record.action") == "drop",
+            },
         }
     }
 }
@@ -543,6 +666,7 @@ mod tests {
             min_free_bytes: None,
             topic_defaults: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
             tier: TierSettings::defaults(Path::new("/tmp/x")),
+            iceberg_namespace: "floe".into(),
         }
     }
 

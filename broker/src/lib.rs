@@ -23,6 +23,7 @@ pub mod client;
 pub mod config;
 pub mod disk_guard;
 pub mod error_code;
+pub mod fences;
 pub mod frame_reader;
 pub mod group;
 pub mod group_service;
@@ -34,6 +35,8 @@ pub mod offsets;
 pub mod partition;
 pub mod producer_ids;
 pub mod producer_state;
+#[cfg(feature = "iceberg")]
+pub mod projector;
 pub mod registry;
 pub mod server;
 pub mod shard;

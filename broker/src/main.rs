@@ -55,6 +55,26 @@ enum Command {
         #[command(subcommand)]
         command: TierCommand,
     },
+    /// Iceberg projection on a running broker.
+    Iceberg {
+        #[command(subcommand)]
+        command: IcebergCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IcebergCommand {
+    /// Per projected topic: table, last commit, data files, rows, DLQ rows;
+    /// per partition: projected offset and lag in records and time.
+    Status {
+        /// Only this topic.
+        topic: Option<String>,
+        /// Print the JSON the broker answered.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArg,
+    },
 }
 
 #[derive(Args)]
@@ -108,6 +128,10 @@ struct ServeArgs {
     /// [default: file://<data-dir>/bucket].
     #[arg(long, env = "FLOE_OBJECT_STORE")]
     object_store: Option<String>,
+    /// Iceberg namespace of projected topics' tables, under
+    /// <object-store>/iceberg/ [default: floe].
+    #[arg(long, env = "FLOE_ICEBERG_NAMESPACE")]
+    iceberg_namespace: Option<String>,
     /// Roll an active segment idle this long so it reaches the object
     /// store [default: 600000].
     #[arg(long, env = "FLOE_TIER_IDLE_ROLL_MS")]
@@ -269,6 +293,74 @@ fn tier_status(topic: Option<&str>, json: bool, admin: &str) -> anyhow::Result<(
     Ok(())
 }
 
+fn iceberg_status(topic: Option<&str>, json: bool, admin: &str) -> anyhow::Result<()> {
+    let path = match topic {
+        Some(t) => format!("/v1/iceberg/status?topic={}", percent_encode(t)),
+        None => "/v1/iceberg/status".to_string(),
+    };
+    let response = broker::admin_client::call(admin, "GET", &path)?;
+    let status = response.status;
+    let text = response.text()?;
+    if status != 200 {
+        bail!("iceberg status: {}", text.trim());
+    }
+    if json {
+        println!("{text}");
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_str(&text).context("iceberg status answer")?;
+    let topics = v["topics"].as_array().cloned().unwrap_or_default();
+    if topics.is_empty() {
+        println!("no topic is projected (set iceberg.mode on a topic)");
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let opt = |x: &serde_json::Value| x.as_i64().map_or("-".to_string(), |n| n.to_string());
+    for t in topics {
+        println!(
+            "{} ({}) -> {} [{}]",
+            t["topic"].as_str().unwrap_or("?"),
+            t["mode"].as_str().unwrap_or("?"),
+            t["table"].as_str().unwrap_or("?"),
+            t["state"].as_str().unwrap_or("?"),
+        );
+        println!("  location: {}", t["location"].as_str().unwrap_or("-"));
+        let last = t["last_commit_ms"]
+            .as_i64()
+            .map_or("never (this run)".to_string(), |ms| {
+                format!("{:.1} s ago", (now - ms) as f64 / 1000.0)
+            });
+        println!(
+            "  last commit: {last}; commits: {}; rows: {}; data files: {}; dlq rows: {}; dropped: {}",
+            opt(&t["commits"]),
+            opt(&t["rows"]),
+            opt(&t["data_files"]),
+            opt(&t["dlq_rows"]),
+            opt(&t["dropped_records"]),
+        );
+        if let Some(e) = t["last_error"].as_str() {
+            println!("  last error: {e}");
+        }
+        println!(
+            "  {:>5} {:>14} {:>14} {:>12} {:>10}",
+            "PART", "PROJECTED", "HIGH_WATER", "LAG", "LAG_MS"
+        );
+        for p in t["partitions"].as_array().into_iter().flatten() {
+            println!(
+                "  {:>5} {:>14} {:>14} {:>12} {:>10}",
+                opt(&p["partition"]),
+                opt(&p["projected_offset"]),
+                opt(&p["high_watermark"]),
+                opt(&p["lag_records"]),
+                opt(&p["lag_ms"]),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Percent-encodes a topic name for a query string.
 fn percent_encode(s: &str) -> String {
     s.bytes()
@@ -405,6 +497,10 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
         min_free_bytes: file.min_free_bytes,
         topic_defaults: topic_defaults_from_toml(&file.topic_defaults)?,
         tier,
+        iceberg_namespace: args
+            .iceberg_namespace
+            .or(file.iceberg_namespace)
+            .unwrap_or_else(|| "floe".to_string()),
     })
 }
 
@@ -695,6 +791,11 @@ fn main() -> anyhow::Result<()> {
         Command::Tier { command } => match command {
             TierCommand::Status { topic, json, admin } => {
                 tier_status(topic.as_deref(), json, &admin.admin)?
+            }
+        },
+        Command::Iceberg { command } => match command {
+            IcebergCommand::Status { topic, json, admin } => {
+                iceberg_status(topic.as_deref(), json, &admin.admin)?
             }
         },
     }

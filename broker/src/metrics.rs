@@ -17,6 +17,11 @@ pub struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabels {
     pub topic: String,
     pub partition: i32,
@@ -36,6 +41,16 @@ pub struct Metrics {
     pub closed_bad_requests: Counter,
     /// Offsets of a tiered partition not yet in the object store.
     pub tier_upload_lag: Family<PartitionLabels, Gauge>,
+    /// Iceberg projection: rows committed to the topic's table.
+    pub iceberg_rows: Family<TopicLabels, Counter>,
+    /// Records written to `<topic>~dlq` (committed).
+    pub iceberg_dlq_rows: Family<TopicLabels, Counter>,
+    /// Undecodable records dropped (`iceberg.invalid.record.action=drop`).
+    pub iceberg_dropped: Family<TopicLabels, Counter>,
+    pub iceberg_commits: Family<TopicLabels, Counter>,
+    pub iceberg_commit_errors: Family<TopicLabels, Counter>,
+    /// Offsets of a projected partition not yet committed to its table.
+    pub iceberg_lag: Family<PartitionLabels, Gauge>,
 }
 
 impl Metrics {
@@ -76,6 +91,36 @@ impl Metrics {
             "tier_upload_lag_offsets",
             "offsets of a tiered partition not yet uploaded to the object store",
             self.tier_upload_lag.clone(),
+        );
+        registry.register(
+            "iceberg_rows",
+            "rows committed to a projected topic's Iceberg table",
+            self.iceberg_rows.clone(),
+        );
+        registry.register(
+            "iceberg_dlq_rows",
+            "undecodable records committed to the <topic>~dlq table",
+            self.iceberg_dlq_rows.clone(),
+        );
+        registry.register(
+            "iceberg_dropped_records",
+            "undecodable records dropped (iceberg.invalid.record.action=drop)",
+            self.iceberg_dropped.clone(),
+        );
+        registry.register(
+            "iceberg_commits",
+            "Iceberg commits of a projected topic",
+            self.iceberg_commits.clone(),
+        );
+        registry.register(
+            "iceberg_commit_errors",
+            "failed projection attempts (commit, write or read errors), retried",
+            self.iceberg_commit_errors.clone(),
+        );
+        registry.register(
+            "iceberg_lag_offsets",
+            "offsets of a projected partition not yet committed to its table",
+            self.iceberg_lag.clone(),
         );
         registry.register(
             "fetched_bytes",

@@ -15,6 +15,7 @@ use glommio::sync::Semaphore;
 
 use crate::config::TopicConfig;
 use crate::error_code;
+use crate::fences::RetentionFences;
 use crate::log::{
     self, Disk, LogConfig, LogError, PartitionLog, ReadOutcome, RetentionPolicy, TimestampType,
 };
@@ -82,6 +83,8 @@ pub struct Partition {
     remote: RefCell<RemoteState>,
     /// One tier pass (upload, remote retention) at a time.
     tier_lock: Semaphore,
+    /// The Iceberg projector's committed offsets: retention stays below.
+    fences: Arc<RetentionFences>,
 }
 
 /// A partition's remote tier as last seen.
@@ -156,6 +159,7 @@ impl Partition {
         config: TopicConfig,
         disk: Disk,
         tier: Option<Arc<Tier>>,
+        fences: Arc<RetentionFences>,
     ) -> Result<Rc<Partition>, LogError> {
         let log = PartitionLog::open(dir, log_config(&config), disk).await?;
         let partition = Partition {
@@ -169,6 +173,7 @@ impl Partition {
             tier,
             remote: RefCell::new(RemoteState::default()),
             tier_lock: Semaphore::new(1),
+            fences,
         };
         partition.rebuild_producer_state().await?;
         partition.load_remote_range().await;
@@ -610,22 +615,23 @@ impl Partition {
     pub async fn apply_retention(&self, now_ms: i64) -> Result<(), LogError> {
         let policy = {
             let c = self.config.borrow();
+            let projected = self.projection_fence();
             if c.remote_storage && self.tier.is_some() {
+                let uploaded = self
+                    .remote
+                    .borrow()
+                    .end()
+                    .unwrap_or_else(|| self.log.log_start_offset());
                 RetentionPolicy {
                     retention_ms: c.local_retention_ms,
                     retention_bytes: c.local_retention_bytes,
-                    deletable_end_offset: Some(
-                        self.remote
-                            .borrow()
-                            .end()
-                            .unwrap_or_else(|| self.log.log_start_offset()),
-                    ),
+                    deletable_end_offset: Some(projected.map_or(uploaded, |p| p.min(uploaded))),
                 }
             } else {
                 RetentionPolicy {
                     retention_ms: c.retention_ms,
                     retention_bytes: c.retention_bytes,
-                    deletable_end_offset: None,
+                    deletable_end_offset: projected,
                 }
             }
         };
@@ -744,7 +750,7 @@ impl Partition {
             retention_ms: (ms >= 0).then_some(ms),
             retention_bytes: u64::try_from(bytes).ok(),
             local_only_bytes: self.log.bytes_from(end),
-            keep_from: None,
+            keep_from: self.projection_fence(),
             now_ms: Some(now_ms),
         };
         match tier
@@ -763,6 +769,13 @@ impl Partition {
                 tracing::warn!(partition = %self.tp, error = %e, "remote retention failed")
             }
         }
+    }
+
+    /// With an Iceberg projection: the offset retention must stay below
+    /// (nothing while the projector has not published its offsets).
+    fn projection_fence(&self) -> Option<i64> {
+        let projected = self.config.borrow().iceberg.mode != crate::config::IcebergMode::Disabled;
+        self.fences.limit(&self.tp, projected)
     }
 
     /// Offsets and upload progress across both tiers.

@@ -391,14 +391,7 @@ fn schemas_tp() -> TopicPartition {
 /// Runs `op` on `_schemas-0` through its owner shard's inbox, from any
 /// thread. `None` when the shard is gone.
 async fn schemas_op(cluster: &Cluster, op: PartitionOp) -> Option<PartitionReply> {
-    let tp = schemas_tp();
-    let owner = cluster.owner(&tp);
-    let (reply, answer) = async_channel::bounded(1);
-    cluster.inboxes[owner]
-        .send(ShardMsg::Partition { tp, op, reply })
-        .await
-        .ok()?;
-    answer.recv().await.ok()
+    cluster.send_partition_op(schemas_tp(), op).await
 }
 
 /// Recovers `_schemas` from the object store when the store holds it (a

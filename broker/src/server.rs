@@ -65,6 +65,9 @@ pub struct Runtime {
     pub cluster: Arc<Cluster>,
     pub ready: Arc<AtomicBool>,
     pub shutdown: Arc<Event>,
+    /// The Iceberg projector, once started.
+    #[cfg(feature = "iceberg")]
+    pub projector: std::sync::OnceLock<Arc<crate::projector::Projector>>,
 }
 
 fn lock_data_dir(dir: &std::path::Path) -> Result<File, ServerError> {
@@ -138,12 +141,15 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
         disk: crate::disk_guard::DiskGuard::new(&config.data_dir, config.min_free_bytes),
         schemas: crate::registry::Schemas::new(weak.clone()),
         tier: Some(tier),
+        fences: Arc::default(),
     });
     cluster.disk.start();
     let runtime = Arc::new(Runtime {
         cluster: cluster.clone(),
         ready: Arc::new(AtomicBool::new(false)),
         shutdown: Arc::new(Event::new()),
+        #[cfg(feature = "iceberg")]
+        projector: std::sync::OnceLock::new(),
     });
     let admin = admin_http::start(runtime.clone(), cloud_plane.handle()).map_err(|source| {
         ServerError::Bind {
@@ -164,6 +170,15 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
             source,
         })?
     };
+    #[cfg(feature = "iceberg")]
+    {
+        let projector = crate::projector::Projector::start(&cluster, cloud_plane.handle())
+            .map_err(|e| ServerError::Shard {
+                shard: 0,
+                reason: format!("cannot start the iceberg projector: {e}"),
+            })?;
+        let _ = runtime.projector.set(projector);
+    }
     let available = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut handles = Vec::with_capacity(cores);
     for (id, inbox) in receivers.into_iter().enumerate() {

@@ -110,6 +110,9 @@ pub struct Cluster {
     pub schemas: crate::registry::Schemas,
     /// Tiered storage (the shadow index on the cloud plane).
     pub tier: Option<Arc<crate::tier::Tier>>,
+    /// What retention may delete of projected topics (the Iceberg
+    /// projector's committed offsets).
+    pub fences: Arc<crate::fences::RetentionFences>,
 }
 
 impl Cluster {
@@ -148,6 +151,23 @@ impl Cluster {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// Runs `op` on `tp` through its owner shard's inbox, from any thread
+    /// (the cloud plane's registry and projector). `None` when the shard is
+    /// gone.
+    pub async fn send_partition_op(
+        &self,
+        tp: TopicPartition,
+        op: PartitionOp,
+    ) -> Option<PartitionReply> {
+        let owner = self.owner(&tp);
+        let (reply, answer) = async_channel::bounded(1);
+        self.inboxes[owner]
+            .send(ShardMsg::Partition { tp, op, reply })
+            .await
+            .ok()?;
+        answer.recv().await.ok()
     }
 }
 
@@ -242,7 +262,8 @@ impl Shard {
         let config = TopicConfig::effective(&meta.configs, &self.cluster.config);
         let dir = self.cluster.config.data_dir.join(tp.dir_name());
         let tier = self.cluster.tier.clone();
-        match Partition::open(tp.clone(), dir, config, self.disk.clone(), tier).await {
+        let fences = self.cluster.fences.clone();
+        match Partition::open(tp.clone(), dir, config, self.disk.clone(), tier, fences).await {
             Ok(p) => {
                 self.partitions.borrow_mut().insert(tp.clone(), p.clone());
                 Ok(p)

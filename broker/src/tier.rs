@@ -131,6 +131,19 @@ impl Tier {
         self.remote.url()
     }
 
+    /// The object store, the URL it was opened from and the key prefix that
+    /// URL maps to, for other users of the same bucket (the Iceberg
+    /// warehouse).
+    #[cfg(feature = "iceberg")]
+    pub fn object_store(&self) -> (Arc<dyn object_store::ObjectStore>, String, String) {
+        let prefix = self.remote.path("").to_string();
+        (
+            self.remote.store().clone(),
+            self.remote.url().to_string(),
+            prefix,
+        )
+    }
+
     /// Hit ratio of the remote-read cache since start (0 when unused).
     pub fn cache_hit_ratio(&self) -> f64 {
         self.remote.metrics().cache_hit_ratio()

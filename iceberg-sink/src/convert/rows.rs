@@ -192,6 +192,12 @@ impl RowBuilder {
         })
     }
 
+    /// Appends a row for a record without a value (a tombstone in a schema
+    /// mode): `kafka`, and nulls in every other column.
+    pub fn push_null_value(&mut self, record: &SinkRecord<'_>) -> Result<(), ConvertError> {
+        self.push_with(record, |_| Ok(()))
+    }
+
     /// Appends a DLQ row: `kafka`, the raw value and `reason`.
     pub fn push_dlq(&mut self, record: &SinkRecord<'_>, reason: &str) -> Result<(), ConvertError> {
         let (Some(value), Some(reason_column)) = (self.value, self.reason) else {

@@ -1,0 +1,1047 @@
+//! The Iceberg projector: every topic with `iceberg.mode` set becomes an
+//! Iceberg table in the object store (`<object-store>/iceberg/<namespace>/
+//! <topic>`), written by the `iceberg-sink` crate.
+//!
+//! It runs on the cloud plane (tokio) and reads the log the way a consumer
+//! does, through the owning shard's inbox (`PartitionOp::Read`, which serves
+//! both tiers), so producers never wait for it. One task per projected
+//! topic:
+//!
+//! 1. open (or create) the table and, lazily, `<topic>~dlq`; the next offset
+//!    of every partition comes from the tables' snapshot summaries (the
+//!    earliest offset still held when the table has none: backfill);
+//! 2. read each partition from there, decode every record into Arrow rows
+//!    (records that do not decode go to the DLQ table with the reason, or
+//!    are dropped with `iceberg.invalid.record.action=drop`);
+//! 3. every `iceberg.target.lag.ms` write Parquet files and commit them with
+//!    the next offsets in the snapshot summary: the DLQ table first, then
+//!    the main table. After a crash or an unknown commit outcome the offsets
+//!    read back say exactly what is in each table, so nothing is written
+//!    twice and nothing is skipped;
+//! 4. publish the main table's offsets as retention fences
+//!    ([`crate::fences`]): neither tier deletes a record not yet projected.
+//!
+//! A newer value schema evolves the table in the same commit as the first
+//! rows that need it. Errors (an unreachable store, a subject not yet
+//! registered) are shown by `floe iceberg status` and retried.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use iceberg::spec::{DataFile, Schema};
+use iceberg::{NamespaceIdent, TableIdent};
+use iceberg_sink::catalog::FileSystemCatalog;
+use iceberg_sink::convert::{
+    ConvertError, Decoder, Framing, RowBuilder, dlq_schema, evolve, key_value_schema, value_schema,
+};
+use iceberg_sink::offsets::CommittedOffsets;
+use iceberg_sink::partition_spec::parse_partition_spec;
+use iceberg_sink::storage::Warehouse;
+use iceberg_sink::table::TableWriter;
+use iceberg_sink::{SinkHeader, SinkRecord};
+use schemas::ParsedSchema;
+use schemas::wire::{Framed, SchemaId, parse_message_indexes};
+
+use crate::config::{IcebergMode, IcebergTopicConfig, TopicConfig};
+use crate::error_code;
+use crate::log::LogConfig;
+use crate::log::batch::{self, BatchIter, TimestampType};
+use crate::shard::{Cluster, PartitionOp, PartitionReply, now_ms};
+use crate::topics::TopicPartition;
+
+/// Bytes read from a partition per read.
+const READ_BYTES: usize = 4 << 20;
+/// Buffered rows are written to Parquet files beyond this many bytes, so
+/// memory stays bounded however long the target lag.
+const WRITE_BYTES: usize = 64 << 20;
+/// How often the supervisor looks for topics to start or stop.
+const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
+/// Pause after a failed attempt before the task starts over.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
+
+/// Why a projection step failed. Shown in `floe iceberg status` and
+/// retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("table {table}: {source}")]
+    Table {
+        table: String,
+        #[source]
+        source: iceberg_sink::table::TableError,
+    },
+    #[error("{0}")]
+    Convert(#[from] ConvertError),
+    #[error("partition spec {spec:?}: {reason}")]
+    PartitionSpec { spec: String, reason: String },
+    #[error("schema registry: {0}")]
+    Registry(String),
+    #[error("catalog: {0}")]
+    Catalog(String),
+    #[error("reading {tp}: Kafka error code {code}")]
+    Read { tp: TopicPartition, code: i16 },
+    #[error("the broker is stopping")]
+    Stopped,
+}
+
+/// Where the tables live: the tier's object store under `iceberg/`.
+#[derive(Debug, Clone)]
+pub struct Warehouses {
+    catalog: Arc<FileSystemCatalog>,
+    namespace: NamespaceIdent,
+}
+
+/// One projected partition, for `floe iceberg status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionStatus {
+    pub partition: i32,
+    /// Every offset below this is in the table (or the DLQ table).
+    pub projected_offset: i64,
+    pub high_watermark: i64,
+    pub lag_records: i64,
+    /// How long the oldest record not yet committed has waited.
+    pub lag_ms: i64,
+}
+
+/// One projected topic, for `floe iceberg status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectionStatus {
+    pub topic: String,
+    pub mode: &'static str,
+    pub table: String,
+    pub location: String,
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    pub last_commit_ms: Option<i64>,
+    pub commits: u64,
+    pub rows: u64,
+    pub data_files: u64,
+    pub dlq_rows: u64,
+    /// Records skipped because they do not decode and the topic drops them.
+    pub dropped_records: u64,
+    pub partitions: Vec<PartitionStatus>,
+}
+
+type StatusMap = Arc<Mutex<BTreeMap<String, ProjectionStatus>>>;
+
+/// The projector service: a supervisor task that keeps one projection task
+/// per projected topic.
+pub struct Projector {
+    status: StatusMap,
+}
+
+impl std::fmt::Debug for Projector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projector").finish()
+    }
+}
+
+impl Projector {
+    /// Starts the supervisor on the cloud plane. Tables go to the tier's
+    /// object store under `iceberg/<namespace>/`.
+    pub fn start(
+        cluster: &Arc<Cluster>,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<Arc<Projector>, ProjectError> {
+        let tier = cluster
+            .tier
+            .as_ref()
+            .ok_or_else(|| ProjectError::Catalog("the projector needs the object store".into()))?;
+        let (store, url, prefix) = tier.object_store();
+        let root = format!("{}/iceberg", url.trim_end_matches('/'));
+        let key_prefix = if prefix.is_empty() {
+            "iceberg".to_string()
+        } else {
+            format!("{prefix}/iceberg")
+        };
+        let warehouse =
+            Warehouse::new(store, &root, &key_prefix).map_err(|source| ProjectError::Table {
+                table: root.clone(),
+                source,
+            })?;
+        let namespace = NamespaceIdent::new(cluster.config.iceberg_namespace.clone());
+        let warehouses = Warehouses {
+            catalog: Arc::new(FileSystemCatalog::new(warehouse)),
+            namespace,
+        };
+        tracing::info!(warehouse = %root, namespace = %cluster.config.iceberg_namespace, "iceberg projector ready");
+        let projector = Arc::new(Projector {
+            status: Arc::default(),
+        });
+        let status = projector.status.clone();
+        let weak = Arc::downgrade(cluster);
+        handle.spawn(supervise(weak, warehouses, status));
+        Ok(projector)
+    }
+
+    /// Status of every projected topic, or of `topic`.
+    pub fn status(&self, topic: Option<&str>) -> Vec<ProjectionStatus> {
+        let status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        status
+            .values()
+            .filter(|s| topic.is_none_or(|t| t == s.topic))
+            .cloned()
+            .collect()
+    }
+}
+
+/// What a running task was started with; a change restarts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TaskKey {
+    config: IcebergTopicConfig,
+    partitions: i32,
+    topic_id: String,
+}
+
+async fn supervise(cluster: Weak<Cluster>, warehouses: Warehouses, status: StatusMap) {
+    let mut tasks: HashMap<String, (TaskKey, tokio::task::JoinHandle<()>)> = HashMap::new();
+    loop {
+        tokio::time::sleep(SUPERVISE_EVERY).await;
+        let Some(c) = cluster.upgrade() else { break };
+        if c.is_shutting_down() {
+            break;
+        }
+        let mut wanted: HashMap<String, TaskKey> = HashMap::new();
+        for meta in c.topics.list() {
+            if meta.internal {
+                continue;
+            }
+            let config = TopicConfig::effective(&meta.configs, &c.config).iceberg;
+            if config.mode == IcebergMode::Disabled {
+                continue;
+            }
+            wanted.insert(
+                meta.name.clone(),
+                TaskKey {
+                    config,
+                    partitions: meta.partitions,
+                    topic_id: meta.id.clone(),
+                },
+            );
+        }
+        tasks.retain(|topic, (key, handle)| {
+            let keep = wanted.get(topic) == Some(key) && !handle.is_finished();
+            if !keep {
+                handle.abort();
+                c.fences.remove_topic(topic);
+                if !wanted.contains_key(topic) {
+                    let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+                    s.remove(topic);
+                    tracing::info!(topic, "iceberg projection stopped");
+                }
+            }
+            keep
+        });
+        for (topic, key) in wanted {
+            if tasks.contains_key(&topic) {
+                continue;
+            }
+            tracing::info!(
+                topic,
+                mode = key.config.mode.as_str(),
+                "iceberg projection starting"
+            );
+            let handle = tokio::spawn(run_topic(
+                cluster.clone(),
+                warehouses.clone(),
+                topic.clone(),
+                key.clone(),
+                status.clone(),
+            ));
+            tasks.insert(topic, (key, handle));
+        }
+    }
+    for (_, (_, handle)) in tasks {
+        handle.abort();
+    }
+}
+
+/// Runs one topic's projection until aborted, starting over after errors.
+async fn run_topic(
+    cluster: Weak<Cluster>,
+    warehouses: Warehouses,
+    topic: String,
+    key: TaskKey,
+    status: StatusMap,
+) {
+    loop {
+        let error = match Projection::open(&cluster, &warehouses, &topic, &key, &status).await {
+            Ok(mut projection) => projection.run().await,
+            Err(e) => e,
+        };
+        if matches!(error, ProjectError::Stopped) {
+            return;
+        }
+        let message = error_chain(&error);
+        tracing::warn!(topic, error = %message, "iceberg projection failed; retrying");
+        if let Some(c) = cluster.upgrade() {
+            let labels = crate::metrics::TopicLabels {
+                topic: topic.clone(),
+            };
+            c.metrics.iceberg_commit_errors.get_or_create(&labels).inc();
+        }
+        {
+            let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = s.get_mut(&topic) {
+                entry.state = "error";
+                entry.last_error = Some(message);
+            }
+        }
+        tokio::time::sleep(RETRY_AFTER).await;
+    }
+}
+
+/// One partition's read position.
+#[derive(Debug, Clone)]
+struct Cursor {
+    partition: i32,
+    /// Next offset to read.
+    next: i64,
+    high_watermark: i64,
+    /// Next offset of each table as committed (records below are in it).
+    main_committed: Option<i64>,
+    dlq_committed: Option<i64>,
+    /// When the oldest buffered (read, not committed) record was read.
+    pending_since_ms: Option<i64>,
+}
+
+/// The rows of one table waiting for the next commit.
+struct Pending {
+    writer: TableWriter,
+    rows: RowBuilder,
+    /// Files written from earlier rows, committed with the next commit.
+    files: Vec<DataFile>,
+    /// The schema the next commit makes current, when it changed.
+    new_schema: Option<Schema>,
+}
+
+impl Pending {
+    fn new(writer: TableWriter) -> Result<Pending, ProjectError> {
+        let rows = RowBuilder::new(writer.schema())?;
+        Ok(Pending {
+            writer,
+            rows,
+            files: Vec::new(),
+            new_schema: None,
+        })
+    }
+
+    fn table_error(&self, source: iceberg_sink::table::TableError) -> ProjectError {
+        ProjectError::Table {
+            table: self.writer.ident().to_string(),
+            source,
+        }
+    }
+
+    /// Writes the buffered rows to Parquet files (kept for the commit).
+    async fn write_rows(&mut self) -> Result<(), ProjectError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let batch: RecordBatch = self.rows.finish()?;
+        let files = self
+            .writer
+            .write(&[batch])
+            .await
+            .map_err(|e| self.table_error(e))?;
+        self.files.extend(files);
+        Ok(())
+    }
+
+    /// Switches to an evolved schema: rows so far go to files under the old
+    /// one, new rows use the new one, and the next commit makes it current.
+    async fn evolve_to(&mut self, schema: Schema) -> Result<(), ProjectError> {
+        self.write_rows().await?;
+        self.writer
+            .set_schema(schema.clone())
+            .map_err(|e| self.table_error(e))?;
+        self.rows = RowBuilder::new(self.writer.schema())?;
+        self.new_schema = Some(schema);
+        Ok(())
+    }
+
+    /// Commits the written files and `offsets`.
+    async fn commit(&mut self, offsets: &CommittedOffsets) -> Result<(), ProjectError> {
+        self.write_rows().await?;
+        let files = std::mem::take(&mut self.files);
+        let schema = self.new_schema.take();
+        self.writer
+            .commit(files, offsets, schema)
+            .await
+            .map_err(|e| self.table_error(e))?;
+        Ok(())
+    }
+}
+
+/// A decoder per (schema id, Protobuf message path) in
+/// `value_schema_id_prefix`, or the one decoder of `value_schema_latest`.
+type DecoderKey = (u32, Vec<i64>);
+
+struct Projection {
+    cluster: Weak<Cluster>,
+    warehouses: Warehouses,
+    topic: String,
+    config: IcebergTopicConfig,
+    cursors: Vec<Cursor>,
+    main: Pending,
+    dlq: Option<Pending>,
+    decoders: HashMap<DecoderKey, Decoder>,
+    /// `value_schema_latest`: the schema id in use.
+    latest_id: Option<u32>,
+    status: StatusMap,
+    commits: u64,
+    dlq_rows: u64,
+    dropped: u64,
+    last_commit_ms: Option<i64>,
+    /// Offsets moved since the last commit (rows, or records skipped).
+    dirty: bool,
+    /// Rows (main, DLQ) and dropped records since the last commit, for the
+    /// metrics once committed.
+    uncommitted: (u64, u64, u64),
+}
+
+impl Projection {
+    async fn open(
+        cluster: &Weak<Cluster>,
+        warehouses: &Warehouses,
+        topic: &str,
+        key: &TaskKey,
+        status: &StatusMap,
+    ) -> Result<Projection, ProjectError> {
+        let c = cluster.upgrade().ok_or(ProjectError::Stopped)?;
+        let config = key.config.clone();
+        let ident = TableIdent::new(warehouses.namespace.clone(), topic.to_string());
+        let location = warehouses
+            .catalog
+            .table_location(&ident)
+            .unwrap_or_default();
+        {
+            let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = s
+                .entry(topic.to_string())
+                .or_insert_with(|| ProjectionStatus {
+                    topic: topic.to_string(),
+                    mode: config.mode.as_str(),
+                    table: ident.to_string(),
+                    location: location.clone(),
+                    state: "starting",
+                    last_error: None,
+                    last_commit_ms: None,
+                    commits: 0,
+                    rows: 0,
+                    data_files: 0,
+                    dlq_rows: 0,
+                    dropped_records: 0,
+                    partitions: Vec::new(),
+                });
+            entry.mode = config.mode.as_str();
+        }
+        // The schema a new table starts with.
+        let (schema, latest_id) = match config.mode {
+            IcebergMode::KeyValue | IcebergMode::Disabled => (key_value_schema(), None),
+            IcebergMode::ValueSchemaLatest => {
+                let (id, parsed) = latest_value_schema(&c, topic)?;
+                (value_schema(&parsed, &[])?, Some(id))
+            }
+            IcebergMode::ValueSchemaIdPrefix => match latest_value_schema(&c, topic) {
+                Ok((_, parsed)) => (value_schema(&parsed, &[])?, None),
+                // No subject named after the topic: the table starts with
+                // the kafka column only and evolves with the first ids.
+                Err(_) => (kafka_only_schema()?, None),
+            },
+        };
+        let spec = parse_partition_spec(&config.partition_spec, &schema).map_err(|e| {
+            ProjectError::PartitionSpec {
+                spec: config.partition_spec.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let writer = TableWriter::open_or_create(
+            warehouses.catalog.clone(),
+            ident.clone(),
+            schema.clone(),
+            spec,
+        )
+        .await
+        .map_err(|source| ProjectError::Table {
+            table: ident.to_string(),
+            source,
+        })?;
+        let main_offsets = writer
+            .committed_offsets()
+            .map_err(|source| ProjectError::Table {
+                table: ident.to_string(),
+                source,
+            })?;
+        let mut main = Pending::new(writer)?;
+        // A table created before the topic had a schema (or with an older
+        // one) evolves to the latest right away.
+        if let Some(evolved) = evolve(main.writer.schema(), &schema)
+            .map_err(|e| ProjectError::Registry(e.to_string()))?
+        {
+            main.evolve_to(evolved).await?;
+        }
+        let dlq = open_dlq(warehouses, topic, false).await?;
+        let dlq_offsets = match &dlq {
+            Some(p) => Some(p.writer.committed_offsets().map_err(|e| p.table_error(e))?),
+            None => None,
+        };
+        let mut cursors = Vec::new();
+        for partition in 0..key.partitions {
+            let tp = TopicPartition::new(topic, partition);
+            let main_committed = main_offsets.next_offset(partition);
+            let dlq_committed = dlq_offsets.as_ref().and_then(|o| o.next_offset(partition));
+            let (start, high_watermark) = log_bounds(&c, &tp).await?;
+            let from = match (main_committed, dlq_committed) {
+                (Some(m), Some(d)) => m.min(d),
+                (Some(m), None) => m,
+                (None, Some(d)) => d,
+                (None, None) => start,
+            };
+            if let Some(m) = main_committed {
+                c.fences.advance(&tp, m);
+            }
+            cursors.push(Cursor {
+                partition,
+                next: from.max(start),
+                high_watermark,
+                main_committed,
+                dlq_committed,
+                pending_since_ms: None,
+            });
+            if from < start {
+                tracing::warn!(partition = %tp, from, start, "records below the log start were deleted before they were projected");
+            }
+        }
+        drop(c);
+        let projection = Projection {
+            cluster: cluster.clone(),
+            warehouses: warehouses.clone(),
+            topic: topic.to_string(),
+            config,
+            cursors,
+            main,
+            dlq,
+            decoders: HashMap::new(),
+            latest_id,
+            status: status.clone(),
+            commits: 0,
+            dlq_rows: 0,
+            dropped: 0,
+            last_commit_ms: None,
+            dirty: false,
+            uncommitted: (0, 0, 0),
+        };
+        projection.publish_status("running", None);
+        tracing::info!(topic, table = %ident, offsets = ?projection.cursors.iter().map(|c| c.next).collect::<Vec<_>>(), "iceberg projection running");
+        Ok(projection)
+    }
+
+    async fn run(&mut self) -> ProjectError {
+        loop {
+            let read = match self.read_all().await {
+                Ok(n) => n,
+                Err(e) => return e,
+            };
+            let now = now_ms();
+            let due = self
+                .cursors
+                .iter()
+                .filter_map(|c| c.pending_since_ms)
+                .min()
+                .is_some_and(|since| now - since >= self.config.target_lag_ms);
+            if (due || (self.dirty && self.main.rows.is_empty() && !self.has_pending()))
+                && let Err(e) = self.commit().await
+            {
+                return e;
+            }
+            if self.main.rows.byte_size() >= WRITE_BYTES
+                && let Err(e) = self.main.write_rows().await
+            {
+                return e;
+            }
+            self.publish_status("running", None);
+            if read == 0 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        self.cursors.iter().any(|c| c.pending_since_ms.is_some())
+    }
+
+    /// Reads one chunk from every partition with records to read; returns
+    /// the records read.
+    async fn read_all(&mut self) -> Result<usize, ProjectError> {
+        let mut total = 0;
+        for i in 0..self.cursors.len() {
+            total += self.read_partition(i).await?;
+        }
+        Ok(total)
+    }
+
+    async fn read_partition(&mut self, index: usize) -> Result<usize, ProjectError> {
+        let c = self.cluster.upgrade().ok_or(ProjectError::Stopped)?;
+        if c.is_shutting_down() {
+            return Err(ProjectError::Stopped);
+        }
+        let tp = TopicPartition::new(self.topic.clone(), self.cursors[index].partition);
+        let offset = self.cursors[index].next;
+        let op = PartitionOp::Read {
+            offset,
+            max_bytes: READ_BYTES,
+        };
+        let Some(PartitionReply::Read(read)) = c.send_partition_op(tp.clone(), op).await else {
+            return Err(ProjectError::Stopped);
+        };
+        drop(c);
+        self.cursors[index].high_watermark = read.high_watermark;
+        if read.error_code == error_code::OFFSET_OUT_OF_RANGE && offset < read.log_start_offset {
+            tracing::warn!(partition = %tp, offset, start = read.log_start_offset, "offsets deleted before they were projected (DeleteRecords or retention before the projection started); skipping to the log start");
+            self.cursors[index].next = read.log_start_offset;
+            self.dirty = true;
+            return Ok(0);
+        }
+        if read.error_code != error_code::NONE {
+            return Err(ProjectError::Read {
+                tp,
+                code: read.error_code,
+            });
+        }
+        let Some(bytes) = read.records.filter(|b| !b.is_empty()) else {
+            return Ok(0);
+        };
+        self.project_batches(index, &bytes).await
+    }
+
+    /// Decodes the records of whole batches at or after the cursor.
+    async fn project_batches(&mut self, index: usize, bytes: &[u8]) -> Result<usize, ProjectError> {
+        let partition = self.cursors[index].partition;
+        let cap = LogConfig::default().max_batch_decompressed_bytes;
+        let mut position = 0usize;
+        let mut count = 0usize;
+        let mut next = self.cursors[index].next;
+        for header in BatchIter::new(bytes) {
+            let Ok(header) = header else { break };
+            let batch_bytes = &bytes[position..position + header.size()];
+            position += header.size();
+            if header.last_offset() < next {
+                continue;
+            }
+            if header.is_control() {
+                next = header.last_offset() + 1;
+                self.dirty = true;
+                continue;
+            }
+            let log_append = header.timestamp_type() == TimestampType::LogAppendTime;
+            let mut records: Vec<OwnedRecord> =
+                Vec::with_capacity(header.records_count.max(0) as usize);
+            let walked = batch::for_each_full_record(batch_bytes, &header, cap, |r| {
+                let offset = header.base_offset + i64::from(r.offset_delta);
+                if offset >= next {
+                    records.push(OwnedRecord {
+                        offset,
+                        timestamp_ms: if log_append {
+                            header.max_timestamp
+                        } else {
+                            header.base_timestamp + r.timestamp_delta
+                        },
+                        key: r.key.map(<[u8]>::to_vec),
+                        value: r.value.map(<[u8]>::to_vec),
+                        headers: r
+                            .headers
+                            .iter()
+                            .map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec)))
+                            .collect(),
+                    });
+                }
+                std::ops::ControlFlow::Continue(())
+            });
+            if let Err(e) = walked {
+                // Batches were CRC-checked on produce and on read: a batch
+                // that does not walk is damaged on disk. Its records cannot
+                // be projected; skip it loudly rather than stop the table.
+                tracing::error!(topic = %self.topic, partition, base_offset = header.base_offset, error = %e, "skipping an unreadable batch");
+                next = header.last_offset() + 1;
+                self.dirty = true;
+                continue;
+            }
+            for record in &records {
+                let headers: Vec<SinkHeader<'_>> = record
+                    .headers
+                    .iter()
+                    .map(|(k, v)| SinkHeader {
+                        key: k,
+                        value: v.as_deref(),
+                    })
+                    .collect();
+                let sink = SinkRecord {
+                    partition,
+                    offset: record.offset,
+                    timestamp_ms: record.timestamp_ms,
+                    timestamp_type: i32::from(log_append),
+                    key: record.key.as_deref(),
+                    value: record.value.as_deref(),
+                    headers: &headers,
+                };
+                self.project_record(index, &sink).await?;
+                count += 1;
+            }
+            next = header.last_offset() + 1;
+            self.dirty = true;
+        }
+        let cursor = &mut self.cursors[index];
+        if next > cursor.next {
+            cursor.next = next;
+            cursor.pending_since_ms.get_or_insert_with(now_ms);
+        }
+        Ok(count)
+    }
+
+    /// Adds one record to the main table, or the DLQ table when it does not
+    /// decode. Records a table already holds are skipped.
+    async fn project_record(
+        &mut self,
+        index: usize,
+        record: &SinkRecord<'_>,
+    ) -> Result<(), ProjectError> {
+        let cursor = &self.cursors[index];
+        let in_main = cursor.main_committed.is_some_and(|n| record.offset < n);
+        let in_dlq = cursor.dlq_committed.is_some_and(|n| record.offset < n);
+        if in_main {
+            return Ok(());
+        }
+        let outcome = match self.config.mode {
+            IcebergMode::KeyValue | IcebergMode::Disabled => self.main.rows.push_key_value(record),
+            IcebergMode::ValueSchemaIdPrefix | IcebergMode::ValueSchemaLatest => {
+                match self.decoder_for(record).await {
+                    Ok(Some(key)) => {
+                        let decoder = &self.decoders[&key];
+                        self.main.rows.push_value(record, decoder)
+                    }
+                    // A tombstone: the kafka column and null values.
+                    Ok(None) => self.main.rows.push_null_value(record),
+                    Err(reason) => Err(ConvertError::BadRecord {
+                        partition: record.partition,
+                        offset: record.offset,
+                        reason,
+                    }),
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                self.uncommitted.0 += 1;
+                Ok(())
+            }
+            Err(ConvertError::BadRecord { reason, .. }) => {
+                if self.config.drop_invalid {
+                    self.dropped += 1;
+                    self.uncommitted.2 += 1;
+                    tracing::debug!(topic = %self.topic, partition = record.partition, offset = record.offset, reason, "dropping an undecodable record");
+                    return Ok(());
+                }
+                if in_dlq {
+                    return Ok(());
+                }
+                if self.dlq.is_none() {
+                    self.dlq = open_dlq(&self.warehouses, &self.topic, true).await?;
+                }
+                let dlq = self.dlq.as_mut().expect("opened above");
+                dlq.rows.push_dlq(record, &reason)?;
+                self.dlq_rows += 1;
+                self.uncommitted.1 += 1;
+                Ok(())
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// The decoder for a record's value, evolving the table when its
+    /// schema brings new columns. `Ok(None)` for a null value. `Err` is the
+    /// reason the record goes to the DLQ.
+    async fn decoder_for(&mut self, record: &SinkRecord<'_>) -> Result<Option<DecoderKey>, String> {
+        let Some(value) = record.value else {
+            return Ok(None);
+        };
+        let c = self.cluster.upgrade().ok_or("the broker is stopping")?;
+        let registry = c.schemas.registry().clone();
+        drop(c);
+        let (id, message, framing) = match self.config.mode {
+            IcebergMode::ValueSchemaIdPrefix => {
+                let framed = Framed::parse(value).map_err(|e| e.to_string())?;
+                let id = framed.schema_id.0;
+                let parsed = registry.compiled(id).map_err(|e| e.to_string())?;
+                let message = if matches!(*parsed, ParsedSchema::Protobuf(_)) {
+                    parse_message_indexes(framed.payload)
+                        .map_err(|e| e.to_string())?
+                        .0
+                } else {
+                    Vec::new()
+                };
+                (id, message, Framing::SchemaIdPrefix(SchemaId(id)))
+            }
+            _ => {
+                let id = self
+                    .latest_id
+                    .ok_or("no schema registered for the topic's value subject")?;
+                (id, Vec::new(), Framing::Plain)
+            }
+        };
+        let key = (id, message.clone());
+        if self.decoders.contains_key(&key) {
+            return Ok(Some(key));
+        }
+        let parsed = registry.compiled(id).map_err(|e| e.to_string())?;
+        let wanted = value_schema(&parsed, &message).map_err(|e| e.to_string())?;
+        match evolve(self.main.writer.schema(), &wanted) {
+            Ok(Some(evolved)) => {
+                tracing::info!(topic = %self.topic, schema_id = id, "evolving the table schema");
+                self.main
+                    .evolve_to(evolved)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // Decoders were compiled for the old columns.
+                self.decoders.clear();
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("schema id {id} does not fit the table: {e}")),
+        }
+        let decoder = self
+            .main
+            .rows
+            .decoder(&parsed, &message, framing)
+            .map_err(|e| e.to_string())?;
+        self.decoders.insert(key.clone(), decoder);
+        Ok(Some(key))
+    }
+
+    /// Commits what was read: the DLQ table first, then the main table,
+    /// each with the next offsets; then publishes the fences.
+    async fn commit(&mut self) -> Result<(), ProjectError> {
+        let mut offsets = CommittedOffsets::default();
+        for c in &self.cursors {
+            offsets.advance(c.partition, c.next);
+        }
+        if let Some(dlq) = self.dlq.as_mut() {
+            dlq.commit(&offsets).await?;
+        }
+        self.main.commit(&offsets).await?;
+        self.commits += 1;
+        let now = now_ms();
+        self.last_commit_ms = Some(now);
+        self.dirty = false;
+        let c = self.cluster.upgrade().ok_or(ProjectError::Stopped)?;
+        let labels = crate::metrics::TopicLabels {
+            topic: self.topic.clone(),
+        };
+        let (rows, dlq_rows, dropped) = std::mem::take(&mut self.uncommitted);
+        let metrics = &c.metrics;
+        metrics.iceberg_commits.get_or_create(&labels).inc();
+        metrics.iceberg_rows.get_or_create(&labels).inc_by(rows);
+        metrics
+            .iceberg_dlq_rows
+            .get_or_create(&labels)
+            .inc_by(dlq_rows);
+        metrics
+            .iceberg_dropped
+            .get_or_create(&labels)
+            .inc_by(dropped);
+        for cursor in &mut self.cursors {
+            cursor.main_committed = Some(cursor.next);
+            if self.dlq.is_some() {
+                cursor.dlq_committed = Some(cursor.next);
+            }
+            cursor.pending_since_ms = None;
+            c.fences.advance(
+                &TopicPartition::new(self.topic.clone(), cursor.partition),
+                cursor.next,
+            );
+        }
+        // value_schema_latest: a newer latest version applies from here on.
+        if self.config.mode == IcebergMode::ValueSchemaLatest
+            && let Ok((id, _)) = latest_value_schema(&c, &self.topic)
+            && Some(id) != self.latest_id
+        {
+            tracing::info!(topic = %self.topic, schema_id = id, "new latest value schema");
+            self.latest_id = Some(id);
+        }
+        Ok(())
+    }
+
+    fn publish_status(&self, state: &'static str, error: Option<String>) {
+        let now = now_ms();
+        let summary = self
+            .main
+            .writer
+            .table()
+            .metadata()
+            .current_snapshot()
+            .map(|s| s.summary().additional_properties.clone())
+            .unwrap_or_default();
+        let number = |key: &str| summary.get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let partitions = self
+            .cursors
+            .iter()
+            .map(|c| {
+                let projected = c.main_committed.unwrap_or(c.next).min(c.next);
+                let lag = (c.high_watermark - projected).max(0);
+                PartitionStatus {
+                    partition: c.partition,
+                    projected_offset: projected,
+                    high_watermark: c.high_watermark,
+                    lag_records: lag,
+                    lag_ms: if lag > 0 {
+                        c.pending_since_ms
+                            .or(self.last_commit_ms)
+                            .map_or(0, |since| now - since)
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect::<Vec<PartitionStatus>>();
+        if let Some(c) = self.cluster.upgrade() {
+            for p in &partitions {
+                let labels = crate::metrics::PartitionLabels {
+                    topic: self.topic.clone(),
+                    partition: p.partition,
+                };
+                c.metrics
+                    .iceberg_lag
+                    .get_or_create(&labels)
+                    .set(p.lag_records);
+            }
+        }
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = s.get_mut(&self.topic) {
+            entry.state = state;
+            entry.last_error = error;
+            entry.last_commit_ms = self.last_commit_ms.or(entry.last_commit_ms);
+            entry.commits = self.commits;
+            entry.rows = number("total-records");
+            entry.data_files = number("total-data-files");
+            entry.dlq_rows = self.dlq_total_rows();
+            entry.dropped_records = self.dropped;
+            entry.partitions = partitions;
+        }
+    }
+
+    fn dlq_total_rows(&self) -> u64 {
+        self.dlq
+            .as_ref()
+            .and_then(|d| d.writer.table().metadata().current_snapshot())
+            .and_then(|s| {
+                s.summary()
+                    .additional_properties
+                    .get("total-records")
+                    .cloned()
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// An error with its sources, `a: b: c`.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// A record copied out of its batch (the batch buffer is decompressed per
+/// batch).
+struct OwnedRecord {
+    offset: i64,
+    timestamp_ms: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Opens `<topic>~dlq`; creates it only when `create`.
+async fn open_dlq(
+    warehouses: &Warehouses,
+    topic: &str,
+    create: bool,
+) -> Result<Option<Pending>, ProjectError> {
+    let ident = TableIdent::new(warehouses.namespace.clone(), format!("{topic}~dlq"));
+    let exists = iceberg::Catalog::table_exists(warehouses.catalog.as_ref(), &ident)
+        .await
+        .map_err(|e| ProjectError::Catalog(format!("table {ident}: {e}")))?;
+    if !exists && !create {
+        return Ok(None);
+    }
+    let schema = dlq_schema();
+    let spec = parse_partition_spec(
+        iceberg_sink::partition_spec::DEFAULT_PARTITION_SPEC,
+        &schema,
+    )
+    .map_err(|e| ProjectError::PartitionSpec {
+        spec: iceberg_sink::partition_spec::DEFAULT_PARTITION_SPEC.into(),
+        reason: e.to_string(),
+    })?;
+    let writer =
+        TableWriter::open_or_create(warehouses.catalog.clone(), ident.clone(), schema, spec)
+            .await
+            .map_err(|source| ProjectError::Table {
+                table: ident.to_string(),
+                source,
+            })?;
+    Ok(Some(Pending::new(writer)?))
+}
+
+/// The latest live version of `<topic>-value`: its id and parsed schema.
+fn latest_value_schema(
+    cluster: &Cluster,
+    topic: &str,
+) -> Result<(u32, Arc<ParsedSchema>), ProjectError> {
+    let registry = cluster.schemas.registry();
+    let subject = format!("{topic}-value");
+    let version = registry
+        .version(&subject, schemas::VersionSpec::Latest, false)
+        .map_err(|e| ProjectError::Registry(format!("subject {subject}: {e}")))?;
+    let parsed = registry
+        .compiled(version.id)
+        .map_err(|e| ProjectError::Registry(format!("schema id {}: {e}", version.id)))?;
+    Ok((version.id, parsed))
+}
+
+/// The table of `value_schema_id_prefix` before any value schema is known:
+/// the `kafka` column only.
+fn kafka_only_schema() -> Result<Schema, ProjectError> {
+    let kv = key_value_schema();
+    let fields: Vec<_> = kv
+        .as_struct()
+        .fields()
+        .iter()
+        .filter(|f| f.name == iceberg_sink::convert::KAFKA_COLUMN)
+        .cloned()
+        .collect();
+    Schema::builder()
+        .with_fields(fields)
+        .build()
+        .map_err(|e| ProjectError::Registry(format!("kafka column schema: {e}")))
+}
+
+/// `(log start, high watermark)` of a partition.
+async fn log_bounds(cluster: &Cluster, tp: &TopicPartition) -> Result<(i64, i64), ProjectError> {
+    let op = PartitionOp::Read {
+        offset: i64::MAX,
+        max_bytes: 0,
+    };
+    match cluster.send_partition_op(tp.clone(), op).await {
+        Some(PartitionReply::Read(read)) => Ok((read.log_start_offset, read.high_watermark)),
+        _ => Err(ProjectError::Stopped),
+    }
+}
