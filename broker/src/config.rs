@@ -455,6 +455,20 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: validate_partition_spec,
     },
     TopicConfigDef {
+        name: "iceberg.snapshot.max.age.ms",
+        default: "86400000",
+        kind: ConfigType::Long,
+        doc: "snapshots of the topic's table older than this are expired (files only they reference deleted); -1 = never",
+        validate: validate_retention,
+    },
+    TopicConfigDef {
+        name: "iceberg.snapshot.min.keep",
+        default: "10",
+        kind: ConfigType::Int,
+        doc: "the newest snapshots always kept, whatever their age",
+        validate: validate_positive,
+    },
+    TopicConfigDef {
         name: "iceberg.invalid.record.action",
         default: "dlq_table",
         kind: ConfigType::String,
@@ -572,6 +586,9 @@ pub struct IcebergTopicConfig {
     pub partition_spec: String,
     /// Undecodable records are dropped instead of written to `<topic>~dlq`.
     pub drop_invalid: bool,
+    /// Snapshot expiry: age (`None`: never) and how many always stay.
+    pub snapshot_max_age_ms: Option<i64>,
+    pub snapshot_min_keep: usize,
 }
 
 impl TopicConfig {
@@ -624,6 +641,9 @@ impl TopicConfig {
                 target_lag_ms: long("iceberg.target.lag.ms", 60_000).max(1),
                 partition_spec: get("iceberg.partition.spec"),
                 drop_invalid: get("iceberg.invalid.record.action") == "drop",
+                snapshot_max_age_ms: Some(long("iceberg.snapshot.max.age.ms", 86_400_000))
+                    .filter(|ms| *ms >= 0),
+                snapshot_min_keep: long("iceberg.snapshot.min.keep", 10).max(1) as usize,
             },
         }
     }

@@ -60,6 +60,8 @@ const WRITE_BYTES: usize = 64 << 20;
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 /// Pause after a failed attempt before the task starts over.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// How often snapshot expiry runs on a projected table.
+const EXPIRE_EVERY_MS: i64 = 10 * 60 * 1000;
 
 /// Why a projection step failed. Shown in `floe iceberg status` and
 /// retried.
@@ -399,6 +401,8 @@ struct Projection {
     /// Rows (main, DLQ) and dropped records since the last commit, for the
     /// metrics once committed.
     uncommitted: (u64, u64, u64),
+    /// When snapshot expiry last ran.
+    expired_ms: i64,
 }
 
 impl Projection {
@@ -532,6 +536,7 @@ impl Projection {
             last_commit_ms: None,
             dirty: false,
             uncommitted: (0, 0, 0),
+            expired_ms: 0,
         };
         projection.publish_status("running", None);
         tracing::info!(topic, table = %ident, offsets = ?projection.cursors.iter().map(|c| c.next).collect::<Vec<_>>(), "iceberg projection running");
@@ -860,6 +865,9 @@ impl Projection {
                 cursor.next,
             );
         }
+        drop(c);
+        self.expire_snapshots(now).await;
+        let c = self.cluster.upgrade().ok_or(ProjectError::Stopped)?;
         // value_schema_latest: a newer latest version applies from here on.
         if self.config.mode == IcebergMode::ValueSchemaLatest
             && let Ok((id, _)) = latest_value_schema(&c, &self.topic)
@@ -869,6 +877,35 @@ impl Projection {
             self.latest_id = Some(id);
         }
         Ok(())
+    }
+
+    /// Table maintenance after a commit, at most every
+    /// [`EXPIRE_EVERY_MS`]: snapshots older than `iceberg.snapshot.max.age.ms`
+    /// beyond the newest `iceberg.snapshot.min.keep` are expired, and the
+    /// files only they reference deleted. The snapshot carrying the
+    /// committed offsets is always kept. A failure is logged and retried
+    /// next time; it never fails the projection.
+    async fn expire_snapshots(&mut self, now: i64) {
+        let Some(max_age) = self.config.snapshot_max_age_ms else {
+            return;
+        };
+        if now - self.expired_ms < EXPIRE_EVERY_MS {
+            return;
+        }
+        self.expired_ms = now;
+        let keep = self.config.snapshot_min_keep;
+        let tables = std::iter::once(&mut self.main).chain(self.dlq.as_mut());
+        for table in tables {
+            match table.writer.expire_snapshots(keep, now - max_age).await {
+                Ok(done) if done.snapshots > 0 => {
+                    tracing::info!(table = %table.writer.ident(), snapshots = done.snapshots, files = done.files_deleted, "expired iceberg snapshots")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(table = %table.writer.ident(), error = %error_chain(&e), "snapshot expiry failed; retrying later")
+                }
+            }
+        }
     }
 
     fn publish_status(&self, state: &'static str, error: Option<String>) {
