@@ -384,6 +384,8 @@ struct Projection {
     cluster: Weak<Cluster>,
     warehouses: Warehouses,
     topic: String,
+    /// The topic incarnation, stored with the offsets.
+    topic_id: String,
     config: IcebergTopicConfig,
     cursors: Vec<Cursor>,
     main: Pending,
@@ -478,6 +480,11 @@ impl Projection {
                 table: ident.to_string(),
                 source,
             })?;
+        // A topic deleted and created again under the same name: the
+        // table's offsets are the old incarnation's. The new one is
+        // projected from its start into the same table (rows of both stay;
+        // `kafka.offset` restarts).
+        let main_offsets = fresh_incarnation(main_offsets, &key.topic_id, &ident);
         let mut main = Pending::new(writer)?;
         // A table created before the topic had a schema (or with an older
         // one) evolves to the latest right away.
@@ -488,7 +495,11 @@ impl Projection {
         }
         let dlq = open_dlq(warehouses, topic, false).await?;
         let dlq_offsets = match &dlq {
-            Some(p) => Some(p.writer.committed_offsets().map_err(|e| p.table_error(e))?),
+            Some(p) => Some(fresh_incarnation(
+                p.writer.committed_offsets().map_err(|e| p.table_error(e))?,
+                &key.topic_id,
+                p.writer.ident(),
+            )),
             None => None,
         };
         let mut cursors = Vec::new();
@@ -523,6 +534,7 @@ impl Projection {
             cluster: cluster.clone(),
             warehouses: warehouses.clone(),
             topic: topic.to_string(),
+            topic_id: key.topic_id.clone(),
             config,
             cursors,
             main,
@@ -826,7 +838,7 @@ impl Projection {
     /// Commits what was read: the DLQ table first, then the main table,
     /// each with the next offsets; then publishes the fences.
     async fn commit(&mut self) -> Result<(), ProjectError> {
-        let mut offsets = CommittedOffsets::default();
+        let mut offsets = CommittedOffsets::default().with_topic_id(self.topic_id.clone());
         for c in &self.cursors {
             offsets.advance(c.partition, c.next);
         }
@@ -978,6 +990,22 @@ impl Projection {
             })
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
+    }
+}
+
+/// `offsets` unless they belong to another incarnation of the topic (then
+/// none: the new topic is projected from its start).
+fn fresh_incarnation(
+    offsets: CommittedOffsets,
+    topic_id: &str,
+    table: &TableIdent,
+) -> CommittedOffsets {
+    match offsets.topic_id() {
+        Some(id) if id != topic_id => {
+            tracing::warn!(%table, old_topic_id = id, topic_id, "the topic was deleted and created again: projecting the new topic from its start into the same table");
+            CommittedOffsets::default()
+        }
+        _ => offsets,
     }
 }
 

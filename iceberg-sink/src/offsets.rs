@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 
 const KEY_PREFIX: &str = "floe.next-offset.";
+/// The id of the topic incarnation the offsets belong to: a topic deleted
+/// and created again under the same name starts over at offset 0.
+const TOPIC_ID_KEY: &str = "floe.topic-id";
 
 /// A summary entry that does not hold a valid offset.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +19,7 @@ pub enum OffsetsError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CommittedOffsets {
     next: BTreeMap<i32, i64>,
+    topic_id: Option<String>,
 }
 
 impl CommittedOffsets {
@@ -30,18 +34,55 @@ impl CommittedOffsets {
         self.next.get(&partition).copied()
     }
 
+    /// `(partition, next offset)` in partition order.
+    pub fn iter(&self) -> impl Iterator<Item = (i32, i64)> + '_ {
+        self.next.iter().map(|(p, o)| (*p, *o))
+    }
+
+    /// Tags the offsets with the topic incarnation they belong to.
+    pub fn with_topic_id(mut self, topic_id: impl Into<String>) -> Self {
+        self.topic_id = Some(topic_id.into());
+        self
+    }
+
+    pub fn topic_id(&self) -> Option<&str> {
+        self.topic_id.as_deref()
+    }
+
+    /// These offsets combined with `newer`: per partition the larger one,
+    /// unless `newer` belongs to another topic incarnation, which replaces
+    /// them whole.
+    pub fn merged_with(mut self, newer: &CommittedOffsets) -> CommittedOffsets {
+        if newer.topic_id.is_some() && newer.topic_id != self.topic_id {
+            return newer.clone();
+        }
+        for (partition, next) in newer.iter() {
+            self.advance(partition, next);
+        }
+        self
+    }
+
     /// Summary properties to attach to a snapshot.
     pub fn to_summary(&self) -> BTreeMap<String, String> {
-        self.next
+        let mut out: BTreeMap<String, String> = self
+            .next
             .iter()
             .map(|(p, o)| (format!("{KEY_PREFIX}{p}"), o.to_string()))
-            .collect()
+            .collect();
+        if let Some(id) = &self.topic_id {
+            out.insert(TOPIC_ID_KEY.to_string(), id.clone());
+        }
+        out
     }
 
     /// Reads the offsets back from a snapshot summary; other keys are ignored.
     pub fn from_summary(summary: &BTreeMap<String, String>) -> Result<Self, OffsetsError> {
         let mut out = CommittedOffsets::default();
         for (key, value) in summary {
+            if key == TOPIC_ID_KEY {
+                out.topic_id = Some(value.clone());
+                continue;
+            }
             let Some(partition) = key.strip_prefix(KEY_PREFIX) else {
                 continue;
             };
@@ -70,6 +111,24 @@ mod tests {
         o.advance(1, 10);
         o.advance(1, 5);
         assert_eq!(o.next_offset(1), Some(10));
+    }
+
+    #[test]
+    fn a_new_topic_incarnation_replaces_the_offsets() {
+        let mut old = CommittedOffsets::default().with_topic_id("a");
+        old.advance(0, 1000);
+        old.advance(1, 500);
+        let back = CommittedOffsets::from_summary(&old.to_summary()).unwrap();
+        assert_eq!(back, old);
+        let mut same = CommittedOffsets::default().with_topic_id("a");
+        same.advance(0, 10);
+        assert_eq!(back.clone().merged_with(&same).next_offset(0), Some(1000));
+        let mut fresh = CommittedOffsets::default().with_topic_id("b");
+        fresh.advance(0, 10);
+        let merged = back.merged_with(&fresh);
+        assert_eq!(merged.next_offset(0), Some(10));
+        assert_eq!(merged.next_offset(1), None);
+        assert_eq!(merged.topic_id(), Some("b"));
     }
 
     #[test]

@@ -477,16 +477,8 @@ impl TableWriter {
 }
 
 /// `committed` advanced by every partition of `new`.
-fn merge_offsets(mut committed: CommittedOffsets, new: &CommittedOffsets) -> CommittedOffsets {
-    // CommittedOffsets shows its entries only in summary form:
-    // `floe.next-offset.<partition>` = next offset.
-    for (key, value) in new.to_summary() {
-        let partition = key.rsplit('.').next().and_then(|p| p.parse().ok());
-        if let (Some(partition), Ok(next)) = (partition, value.parse()) {
-            committed.advance(partition, next);
-        }
-    }
-    committed
+fn merge_offsets(committed: CommittedOffsets, new: &CommittedOffsets) -> CommittedOffsets {
+    committed.merged_with(new)
 }
 
 /// Same fields and identifier fields, whatever the schema ids.
