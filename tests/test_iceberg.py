@@ -731,3 +731,43 @@ def test_retention_waits_for_projection(broker):
     wait_until(lambda: watermarks(broker.bootstrap, topic)[0][0] > 0, 30,
                f"retention of {topic} once its records are in the table", interval=0.5)
     assert_nothing_skipped(broker)
+
+
+# --- I1: a crash at each step of a commit ------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", [
+    "iceberg-after-data-files",      # Parquet files written, no metadata: orphans, no rows
+    "iceberg-after-metadata",        # v<N+1>.metadata.json written, version-hint.text not yet
+    "iceberg-between-dlq-and-main",  # the DLQ table committed, the main table not
+    "iceberg-after-commit",          # both committed, retention fences not yet moved
+])
+def test_crash_at_each_commit_step(broker, monkeypatch, step):
+    """TESTING.md I1: FLOE_FAILPOINT=<step> aborts the broker the first time a commit reaches
+    that step (like a power cut); after a restart without it, the tables hold exactly one row
+    per record: no duplicate and no missing (partition, offset), in the main and DLQ tables."""
+    wh = LocalWarehouse(broker.data_dir / "bucket")
+    broker.stop()
+    monkeypatch.setenv("FLOE_FAILPOINT", step)
+    broker.start()
+    topic = broker.create_topic(unique_topic("ice-fail"), partitions=1,
+                                **{"iceberg.mode": "value_schema_id_prefix", **LAG})
+    records, good_idx, reasons = mixed_records(broker, topic)
+    reports = produce(broker.bootstrap, topic, records)
+    hwm = high_watermarks(reports, 1)
+    wait_until(lambda: not broker.running, PROJECT_TIMEOUT, f"the broker to abort at {step}", interval=0.2)
+    assert f"FLOE_FAILPOINT={step}: aborting here" in broker.log_text(), broker.log_tail(40)
+
+    monkeypatch.delenv("FLOE_FAILPOINT")
+    broker.start()
+    wait_projected(broker, topic, hwm, rows=len(good_idx), dlq_rows=len(reasons), timeout=PROJECT_TIMEOUT)
+
+    main = pyiceberg_rows(pyiceberg_table(wh, topic))
+    got = sorted(r["kafka"]["offset"] for r in main)
+    assert got == sorted(reports[i][1] for i in good_idx), f"main table offsets after a crash at {step}: {got}"
+    dlq = pyiceberg_rows(pyiceberg_table(wh, f"{topic}~dlq"))
+    got_dlq = sorted(r["kafka"]["offset"] for r in dlq)
+    assert got_dlq == sorted(reports[i][1] for i in reasons), f"DLQ offsets after a crash at {step}: {got_dlq}"
+    # The committed offsets say exactly what the tables hold.
+    for table in (topic, f"{topic}~dlq"):
+        assert next_offsets(wh.metadata(table)) == hwm, f"{table}: {next_offsets(wh.metadata(table))} != {hwm}"

@@ -65,6 +65,8 @@ pub struct FileConfig {
     pub s3: S3FileConfig,
     /// Iceberg namespace of projected topics' tables (default `floe`).
     pub iceberg_namespace: Option<String>,
+    /// Iceberg warehouse URL (default `<object-store>/iceberg`).
+    pub iceberg_warehouse: Option<String>,
 }
 
 /// `[tier]` in `floe.toml`.
@@ -182,6 +184,8 @@ pub struct BrokerConfig {
     pub tier: TierSettings,
     /// Iceberg namespace of the projected topics' tables.
     pub iceberg_namespace: String,
+    /// Where the tables live when not `<object-store>/iceberg`.
+    pub iceberg_warehouse: Option<String>,
 }
 
 impl BrokerConfig {
@@ -687,6 +691,7 @@ mod tests {
             topic_defaults: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
             tier: TierSettings::defaults(Path::new("/tmp/x")),
             iceberg_namespace: "floe".into(),
+            iceberg_warehouse: None,
         }
     }
 

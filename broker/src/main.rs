@@ -132,6 +132,11 @@ struct ServeArgs {
     /// <object-store>/iceberg/ [default: floe].
     #[arg(long, env = "FLOE_ICEBERG_NAMESPACE")]
     iceberg_namespace: Option<String>,
+    /// Where projected tables live: file:///path or s3://bucket[/prefix]
+    /// (same S3 settings as the object store); tables at
+    /// <warehouse>/<namespace>/<topic> [default: <object-store>/iceberg].
+    #[arg(long, env = "FLOE_ICEBERG_WAREHOUSE")]
+    iceberg_warehouse: Option<String>,
     /// Roll an active segment idle this long so it reaches the object
     /// store [default: 600000].
     #[arg(long, env = "FLOE_TIER_IDLE_ROLL_MS")]
@@ -501,6 +506,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
             .iceberg_namespace
             .or(file.iceberg_namespace)
             .unwrap_or_else(|| "floe".to_string()),
+        iceberg_warehouse: args.iceberg_warehouse.or(file.iceberg_warehouse),
     })
 }
 

@@ -150,12 +150,25 @@ impl Projector {
             .tier
             .as_ref()
             .ok_or_else(|| ProjectError::Catalog("the projector needs the object store".into()))?;
-        let (store, url, prefix) = tier.object_store();
-        let root = format!("{}/iceberg", url.trim_end_matches('/'));
-        let key_prefix = if prefix.is_empty() {
-            "iceberg".to_string()
-        } else {
-            format!("{prefix}/iceberg")
+        let (root, store, key_prefix) = match &cluster.config.iceberg_warehouse {
+            // `--iceberg-warehouse URL`: tables at <URL>/<namespace>/<topic>.
+            Some(url) => {
+                let (store, url, prefix) = tier
+                    .open_other_store(url)
+                    .map_err(|e| ProjectError::Catalog(format!("warehouse {url}: {e}")))?;
+                (url.trim_end_matches('/').to_string(), store, prefix)
+            }
+            // The tier's bucket: <object-store>/iceberg/<namespace>/<topic>.
+            None => {
+                let (store, url, prefix) = tier.object_store();
+                let root = format!("{}/iceberg", url.trim_end_matches('/'));
+                let key_prefix = if prefix.is_empty() {
+                    "iceberg".to_string()
+                } else {
+                    format!("{prefix}/iceberg")
+                };
+                (root, store, key_prefix)
+            }
         };
         let warehouse =
             Warehouse::new(store, &root, &key_prefix).map_err(|source| ProjectError::Table {
@@ -366,6 +379,7 @@ impl Pending {
     /// Commits the written files and `offsets`.
     async fn commit(&mut self, offsets: &CommittedOffsets) -> Result<(), ProjectError> {
         self.write_rows().await?;
+        iceberg_sink::failpoint::hit("iceberg-after-data-files");
         let files = std::mem::take(&mut self.files);
         let schema = self.new_schema.take();
         self.writer
@@ -508,12 +522,16 @@ impl Projection {
             let main_committed = main_offsets.next_offset(partition);
             let dlq_committed = dlq_offsets.as_ref().and_then(|o| o.next_offset(partition));
             let (start, high_watermark) = log_bounds(&c, &tp).await?;
-            let from = match (main_committed, dlq_committed) {
-                (Some(m), Some(d)) => m.min(d),
-                (Some(m), None) => m,
-                (None, Some(d)) => d,
-                (None, None) => start,
+            // Each table holds everything below its own next offset (the log
+            // start when it has none). Without a DLQ table no record below
+            // the main table's offset went to one (a bad record creates and
+            // commits it before the main table's commit).
+            let main_next = main_committed.unwrap_or(start);
+            let dlq_next = match &dlq_offsets {
+                Some(_) => dlq_committed.unwrap_or(start),
+                None => main_next,
             };
+            let from = main_next.min(dlq_next);
             if let Some(m) = main_committed {
                 c.fences.advance(&tp, m);
             }
@@ -844,8 +862,10 @@ impl Projection {
         }
         if let Some(dlq) = self.dlq.as_mut() {
             dlq.commit(&offsets).await?;
+            iceberg_sink::failpoint::hit("iceberg-between-dlq-and-main");
         }
         self.main.commit(&offsets).await?;
+        iceberg_sink::failpoint::hit("iceberg-after-commit");
         self.commits += 1;
         let now = now_ms();
         self.last_commit_ms = Some(now);

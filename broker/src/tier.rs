@@ -23,6 +23,24 @@ use shadow_index::uploader::{SealedSegment, UploadOutcome, Uploader, UploaderCon
 use crate::config::TierSettings;
 use crate::error_code;
 
+/// How to open `url` with the broker's S3 settings.
+fn store_config(settings: &TierSettings, url: &str) -> ObjectStoreConfig {
+    let s3 = &settings.s3;
+    ObjectStoreConfig {
+        url: url.to_string(),
+        s3: S3Options {
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            access_key_id: s3.access_key_id.clone(),
+            secret_access_key: s3.secret_access_key.clone(),
+            allow_http: s3.allow_http,
+            virtual_hosted_style: s3.virtual_hosted_style,
+            ..S3Options::default()
+        },
+        ..ObjectStoreConfig::default()
+    }
+}
+
 /// Why tiered storage could not start or a call did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum TierError {
@@ -79,20 +97,7 @@ impl Tier {
             .enable_all()
             .build()
             .map_err(TierError::Runtime)?;
-        let s3 = &settings.s3;
-        let config = ObjectStoreConfig {
-            url: settings.object_store.clone(),
-            s3: S3Options {
-                endpoint: s3.endpoint.clone(),
-                region: s3.region.clone(),
-                access_key_id: s3.access_key_id.clone(),
-                secret_access_key: s3.secret_access_key.clone(),
-                allow_http: s3.allow_http,
-                virtual_hosted_style: s3.virtual_hosted_style,
-                ..S3Options::default()
-            },
-            ..ObjectStoreConfig::default()
-        };
+        let config = store_config(&settings, &settings.object_store);
         let remote = shadow_index::store::open_store_with(&config)?;
         runtime.block_on(remote.check())?;
         let cache = ChunkCache::open(&settings.cache_dir, settings.cache_bytes)?;
@@ -142,6 +147,21 @@ impl Tier {
             self.remote.url().to_string(),
             prefix,
         )
+    }
+
+    /// Opens another object store URL with the same S3 settings (the
+    /// Iceberg warehouse when `--iceberg-warehouse` names another place)
+    /// and checks that it is reachable and writable, like the tier's own.
+    #[cfg(feature = "iceberg")]
+    pub fn open_other_store(
+        &self,
+        url: &str,
+    ) -> Result<(Arc<dyn object_store::ObjectStore>, String, String), TierError> {
+        let remote = shadow_index::store::open_store_with(&store_config(&self.settings, url))?;
+        let check = remote.clone();
+        self.handle.block_on(async move { check.check().await })?;
+        let prefix = remote.path("").to_string();
+        Ok((remote.store().clone(), remote.url().to_string(), prefix))
     }
 
     /// Hit ratio of the remote-read cache since start (0 when unused).

@@ -23,8 +23,9 @@ const CODECS: [Compression; 5] = [
     Compression::Zstd,
 ];
 
-/// The decoders' own buffers: lz4 frame blocks (up to 4 MiB, source and
-/// destination), flate2 and snappy state. Independent of the input.
+/// The decoders' own buffers: flate2 and snappy state (LZ4 blocks are
+/// decoded straight into the output, see `log/lz4_frame.rs`; zstd's window
+/// is C memory, bounded by `window_log_max`). Independent of the input.
 const WORKING_MEMORY: usize = 16 << 20;
 
 fuzz_target!(|data: &[u8]| {

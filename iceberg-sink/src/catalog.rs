@@ -397,6 +397,7 @@ impl FileSystemCatalog {
         })?;
         let key = self.warehouse.key(&url)?;
         if put_if_absent(self.store(), &key, &url, bytes.into()).await? {
+            crate::failpoint::hit("iceberg-after-metadata");
             self.write_hint(ident, next).await;
             return self.build_table(ident, url, metadata);
         }

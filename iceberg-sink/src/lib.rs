@@ -29,6 +29,7 @@
 
 pub mod catalog;
 pub mod convert;
+pub mod failpoint;
 pub mod offsets;
 pub mod partition_spec;
 pub mod record;
