@@ -13,6 +13,7 @@
 //! - `stats`: exact percentiles, throughput, progress lines.
 //! - `kafka_error`: error codes with their names.
 //! - `s3get`: an S3 server's own parallel ranged-GET rate (`s3-get`).
+//! - `avro`: Avro values in Confluent wire format (`--avro-schema-id`).
 //!
 //! # Example
 //! ```text
@@ -27,6 +28,7 @@
 //! MB means 10^6 bytes of record values; batch bytes (headers and record
 //! framing included) are reported beside them.
 
+mod avro;
 mod connection;
 mod consume;
 mod kafka_error;
@@ -71,6 +73,9 @@ enum Command {
     /// bucket, with the broker's object-store client: the server's own read
     /// rate, to set beside the broker's cold remote reads.
     S3Get(S3GetArgs),
+    /// Prints the Avro schema of `produce --avro-schema-id` values (to
+    /// register under `<topic>-value`).
+    AvroSchema,
 }
 
 #[derive(Args)]
@@ -132,6 +137,10 @@ struct ProducerArgs {
     /// request, in milliseconds.
     #[arg(long, default_value_t = 1.0)]
     linger_ms: f64,
+    /// Write Avro values framed with this registered schema id (the schema
+    /// `floe-load avro-schema` prints) instead of filler bytes.
+    #[arg(long)]
+    avro_schema_id: Option<u32>,
 }
 
 #[derive(Args)]
@@ -233,6 +242,10 @@ fn produce_options(
     }
     if p.connections == 0 || p.in_flight == 0 {
         bail!("--connections and --in-flight must be at least 1");
+    }
+    if let Some(id) = p.avro_schema_id {
+        avro::value(id, p.record_size)?;
+        avro::enable(id);
     }
     Ok(ProduceOptions {
         broker,
@@ -426,6 +439,10 @@ fn main() {
             chunk_bytes: a.chunk_bytes,
             threads: a.threads,
         }),
+        Command::AvroSchema => {
+            println!("{}", avro::SCHEMA);
+            Ok(())
+        }
     };
     if let Err(e) = result {
         eprintln!("floe-load: {e:#}");

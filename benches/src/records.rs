@@ -1,6 +1,8 @@
 //! The records floe-load writes and reads: RecordBatch v2 of fixed-size,
 //! key-less records whose value starts with the microsecond (Unix epoch)
-//! time the record was created, big-endian; the rest is filler.
+//! time the record was created, big-endian; the rest is filler. With
+//! `--avro-schema-id` the values are Avro ([`crate::avro`]) and the stamp
+//! follows their 5-byte header.
 
 use std::ops::Range;
 
@@ -11,15 +13,28 @@ use broker::log::{BatchBuilder, BatchIter, Compression, LogError};
 /// Bytes of the creation stamp at the start of every value.
 pub const STAMP_LEN: usize = 8;
 
+/// Where the stamp starts in a value.
+fn stamp_at() -> usize {
+    if crate::avro::schema_id().is_some() {
+        crate::avro::STAMP_AT
+    } else {
+        0
+    }
+}
+
 /// A value of `size` bytes stamped `micros`.
-pub fn value(size: usize, micros: u64) -> Vec<u8> {
-    let mut v: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
+pub fn value(size: usize, micros: u64) -> anyhow::Result<Vec<u8>> {
+    let mut v: Vec<u8> = match crate::avro::schema_id() {
+        Some(id) => crate::avro::value(id, size)?,
+        None => (0..size).map(|i| b'a' + (i % 26) as u8).collect(),
+    };
     stamp(&mut v, micros);
-    v
+    Ok(v)
 }
 
 fn stamp(value: &mut [u8], micros: u64) {
-    if let Some(prefix) = value.get_mut(..STAMP_LEN) {
+    let at = stamp_at();
+    if let Some(prefix) = value.get_mut(at..at + STAMP_LEN) {
         prefix.copy_from_slice(&micros.to_be_bytes());
     }
 }
@@ -28,7 +43,7 @@ fn stamp(value: &mut [u8], micros: u64) {
 /// the given creation stamps (one per record).
 pub fn build_batch(size: usize, stamps: &[u64]) -> anyhow::Result<Vec<u8>> {
     let mut builder = BatchBuilder::new(Compression::None);
-    let mut v = value(size, 0);
+    let mut v = value(size, 0)?;
     for &micros in stamps {
         stamp(&mut v, micros);
         builder.push((micros / 1000) as i64, None, Some(&v), &[]);
@@ -40,11 +55,13 @@ pub fn build_batch(size: usize, stamps: &[u64]) -> anyhow::Result<Vec<u8>> {
 /// `values` are the value ranges within the batch ([`value_ranges`]).
 pub fn restamp(batch: &mut [u8], values: &[Range<usize>], micros: u64) {
     let ms = ((micros / 1000) as i64).to_be_bytes();
+    let at = stamp_at();
     batch[27..35].copy_from_slice(&ms); // base timestamp
     batch[35..43].copy_from_slice(&ms); // max timestamp
     for r in values {
-        if r.len() >= STAMP_LEN {
-            batch[r.start..r.start + STAMP_LEN].copy_from_slice(&micros.to_be_bytes());
+        if r.len() >= at + STAMP_LEN {
+            let start = r.start + at;
+            batch[start..start + STAMP_LEN].copy_from_slice(&micros.to_be_bytes());
         }
     }
     let crc = crc32c::crc32c(&batch[21..]);
@@ -126,6 +143,7 @@ pub fn read_fetched(
 ) -> anyhow::Result<Fetched> {
     let mut out = Fetched::default();
     let mut position = 0;
+    let at = stamp_at();
     for header in BatchIter::new(records) {
         let header = match header {
             Ok(h) => h,
@@ -144,10 +162,10 @@ pub fn read_fetched(
         for_each_value(batch, |r| {
             out.value_bytes += r.len() as u64;
             if let Some(f) = on_stamp.as_mut()
-                && r.len() >= STAMP_LEN
+                && r.len() >= at + STAMP_LEN
             {
                 let mut s = [0u8; STAMP_LEN];
-                s.copy_from_slice(&batch[r.start..r.start + STAMP_LEN]);
+                s.copy_from_slice(&batch[r.start + at..r.start + at + STAMP_LEN]);
                 f(u64::from_be_bytes(s));
             }
         })?;
