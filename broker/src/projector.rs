@@ -316,6 +316,9 @@ struct Cursor {
     high_watermark: i64,
     /// Next offset of each table as committed (records below are in it).
     main_committed: Option<i64>,
+    /// Where this run started reading: what the status reports as
+    /// projected until the first commit.
+    started_at: i64,
     dlq_committed: Option<i64>,
     /// When the oldest buffered (read, not committed) record was read.
     pending_since_ms: Option<i64>,
@@ -540,6 +543,7 @@ impl Projection {
                 next: from.max(start),
                 high_watermark,
                 main_committed,
+                started_at: from.max(start),
                 dlq_committed,
                 pending_since_ms: None,
             });
@@ -638,6 +642,15 @@ impl Projection {
             self.cursors[index].next = read.log_start_offset;
             self.dirty = true;
             return Ok(0);
+        }
+        if read.error_code == error_code::UNKNOWN_TOPIC_OR_PARTITION
+            && self
+                .cluster
+                .upgrade()
+                .is_none_or(|c| c.topics.get(&self.topic).is_none())
+        {
+            // Deleted: the supervisor stops this task on its next scan.
+            return Err(ProjectError::Stopped);
         }
         if read.error_code != error_code::NONE {
             return Err(ProjectError::Read {
@@ -955,7 +968,7 @@ impl Projection {
             .cursors
             .iter()
             .map(|c| {
-                let projected = c.main_committed.unwrap_or(c.next).min(c.next);
+                let projected = c.main_committed.unwrap_or(c.started_at).min(c.next);
                 let lag = (c.high_watermark - projected).max(0);
                 PartitionStatus {
                     partition: c.partition,

@@ -470,7 +470,7 @@ impl Column {
 
     /// The Arrow array of everything pushed; the column is empty afterwards.
     pub(crate) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
-        let valid = mem::take(&mut self.valid);
+        let valid = take_sized(&mut self.valid);
         let len = valid.len();
         let nulls = if valid.iter().all(|v| *v) {
             None
@@ -479,7 +479,7 @@ impl Column {
         };
         let data_type = self.field.data_type().clone();
         let array: ArrayRef = match &mut self.data {
-            Data::Bool(v) => Arc::new(BooleanArray::new(mem::take(v).into(), nulls)),
+            Data::Bool(v) => Arc::new(BooleanArray::new(take_sized(v).into(), nulls)),
             Data::I32(v) => match data_type {
                 DataType::Date32 => primitive::<Date32Type>(v, nulls, data_type),
                 _ => primitive::<Int32Type>(v, nulls, data_type),
@@ -498,18 +498,18 @@ impl Column {
             Data::F64(v) => primitive::<Float64Type>(v, nulls, data_type),
             Data::Decimal { values, .. } => primitive::<Decimal128Type>(values, nulls, data_type),
             Data::Utf8 { offsets, bytes } => {
-                let offsets = OffsetBuffer::new(ScalarBuffer::from(mem::replace(offsets, vec![0])));
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(take_offsets(offsets)));
                 Arc::new(StringArray::try_new(
                     offsets,
-                    Buffer::from(mem::take(bytes)),
+                    Buffer::from(take_sized(bytes)),
                     nulls,
                 )?)
             }
             Data::LargeBinary { offsets, bytes } => {
-                let offsets = OffsetBuffer::new(ScalarBuffer::from(mem::replace(offsets, vec![0])));
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(take_offsets(offsets)));
                 Arc::new(LargeBinaryArray::try_new(
                     offsets,
-                    Buffer::from(mem::take(bytes)),
+                    Buffer::from(take_sized(bytes)),
                     nulls,
                 )?)
             }
@@ -521,7 +521,7 @@ impl Column {
                 } else {
                     Arc::new(FixedSizeBinaryArray::try_new(
                         size,
-                        Buffer::from(mem::take(bytes)),
+                        Buffer::from(take_sized(bytes)),
                         nulls,
                     )?)
                 }
@@ -530,7 +530,7 @@ impl Column {
                 let DataType::List(item_field) = data_type else {
                     unreachable!("list data for a list type")
                 };
-                let offsets = OffsetBuffer::new(ScalarBuffer::from(mem::replace(offsets, vec![0])));
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(take_offsets(offsets)));
                 Arc::new(ListArray::try_new(
                     item_field,
                     offsets,
@@ -542,7 +542,7 @@ impl Column {
                 let DataType::Map(entries_field, ordered) = data_type else {
                     unreachable!("map data for a map type")
                 };
-                let offsets = OffsetBuffer::new(ScalarBuffer::from(mem::replace(offsets, vec![0])));
+                let offsets = OffsetBuffer::new(ScalarBuffer::from(take_offsets(offsets)));
                 let entries = entries.finish()?;
                 let entries = entries
                     .as_any()
@@ -572,12 +572,28 @@ impl Column {
     }
 }
 
+/// The buffer's contents, leaving an empty one with the same capacity: the
+/// next batch is about as large, and growing a fresh buffer by doubling
+/// (reallocating, copying, faulting in new pages) was the largest cost of
+/// row conversion (benches/RESULTS.md, "Iceberg projection").
+fn take_sized<T>(buffer: &mut Vec<T>) -> Vec<T> {
+    let capacity = buffer.len();
+    mem::replace(buffer, Vec::with_capacity(capacity))
+}
+
+/// Like [`take_sized`] for an offsets buffer, which starts at `[0]`.
+fn take_offsets<T: Default>(offsets: &mut Vec<T>) -> Vec<T> {
+    let mut next = Vec::with_capacity(offsets.len());
+    next.push(T::default());
+    mem::replace(offsets, next)
+}
+
 fn primitive<T: ArrowPrimitiveType>(
     values: &mut Vec<T::Native>,
     nulls: Option<NullBuffer>,
     data_type: DataType,
 ) -> ArrayRef {
-    let values = ScalarBuffer::from(mem::take(values));
+    let values = ScalarBuffer::from(take_sized(values));
     Arc::new(PrimitiveArray::<T>::new(values, nulls).with_data_type(data_type))
 }
 
