@@ -60,15 +60,17 @@ for target in "${TARGETS[@]}"; do
     cargo fuzz build --sanitizer "$SANITIZER" "$target"
 done
 # The seed writer is a plain program: built without coverage instrumentation
-# (its sancov hooks only exist in a libFuzzer or sanitizer runtime).
-cargo build --release --manifest-path "$FUZZ/Cargo.toml" --target-dir "$FUZZ/target/seeds" --bin seeds
+# (its sancov hooks only exist in a libFuzzer or sanitizer runtime), and
+# unoptimized: it runs for a moment, and a debug build of its dependencies
+# takes a fraction of a release one.
+cargo build --manifest-path "$FUZZ/Cargo.toml" --target-dir "$FUZZ/target/seeds" --bin seeds
 echo "   built in $((SECONDS - build_start)) s"
 
 HOST="$(rustc -vV | sed -n 's/^host: //p')"
 BIN="$FUZZ/target/$HOST/release"
 
 echo "== writing seed corpora"
-"$FUZZ/target/seeds/release/seeds" "$FUZZ/corpus"
+"$FUZZ/target/seeds/debug/seeds" "$FUZZ/corpus"
 
 failed=()
 summary=()
