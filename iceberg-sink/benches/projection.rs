@@ -1,5 +1,5 @@
 //! Projection cost per core: Kafka records in, a Parquet data file out, as
-//! the broker's projector does it (`broker/src/projector.rs`), on one
+//! the broker's projector does it (`broker/src/projector/`), on one
 //! thread (a current-thread tokio runtime; nothing in the write path
 //! spawns).
 //!
