@@ -319,10 +319,14 @@ impl Projection {
             {
                 return e;
             }
-            if self.main.rows.byte_size() >= WRITE_BYTES
-                && let Err(e) = self.main.write_rows().await
-            {
-                return e;
+            // Rows beyond WRITE_BYTES go to Parquet files now (committed
+            // later), so memory stays bounded whatever the target lag.
+            for pending in std::iter::once(&mut self.main).chain(self.dlq.as_mut()) {
+                if pending.rows.byte_size() >= WRITE_BYTES
+                    && let Err(e) = pending.write_rows().await
+                {
+                    return e;
+                }
             }
             self.publish_status("running", None);
             if read == 0 {
