@@ -37,38 +37,11 @@ rate_high=${RATE_HIGH:-150}
 backlog_mb=${BACKLOG_MB:-2000}
 mkdir -p "$dir"
 
-# Copies of the binaries: other builds may replace target/release meanwhile.
-mkdir -p "$dir/bin"
-cp "$bin/floe" "$bin/floe-load" "$dir/bin/"
-floe=$dir/bin/floe
-load=$dir/bin/floe-load
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
 broker="127.0.0.1:$port"
 admin="127.0.0.1:$admin_port"
 registry="http://127.0.0.1:$registry_port"
-
-say() { printf '\n### %s\n' "$*"; }
-# Percent of CPU time idle over the next 2 s (other sessions share the box).
-idle_pct() {
-    local a b
-    read -r -a a </proc/stat
-    sleep 2
-    read -r -a b </proc/stat
-    local total=0 i
-    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-    echo $((100 * (b[4] + b[5] - a[4] - a[5]) / total))
-}
-load_line() {
-    printf '# idle %s%% in the 2 s before; load average %s\n' "$(idle_pct)" \
-        "$(cut -d' ' -f1-3 /proc/loadavg)"
-}
-run() {
-    printf '$ %s\n' "$1"
-    load_line
-    eval "$1"
-}
-# User + system CPU ticks (1/100 s) of a process.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-secs() { echo "scale=2; $1 / 100" | bc; }
 # User + system ticks of the broker's threads, summed by thread name
 # ("name ticks" lines; the name is the comm field in parentheses).
 thread_ticks() {

@@ -22,37 +22,9 @@ admin_port=${ADMIN_PORT:-19644}
 duration=${DURATION:-20s}
 mkdir -p "$dir"
 
-# Copies of the binaries: other builds may replace target/release meanwhile.
-mkdir -p "$dir/bin"
-cp "$bin/floe" "$bin/floe-load" "$dir/bin/"
-floe=$dir/bin/floe
-load=$dir/bin/floe-load
+# shellcheck source=benches/lib.sh
+source "$root/benches/lib.sh"
 broker="127.0.0.1:$port"
-
-say() { printf '\n### %s\n' "$*"; }
-# Percent of CPU time idle over the next 2 s (other sessions share the box).
-idle_pct() {
-    local a b
-    read -r -a a < /proc/stat
-    sleep 2
-    read -r -a b < /proc/stat
-    local total=0 i
-    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
-    echo $((100 * (b[4] + b[5] - a[4] - a[5]) / total))
-}
-load_line() {
-    printf '# idle %s%% in the 2 s before; load average %s\n' "$(idle_pct)" \
-        "$(cut -d' ' -f1-3 /proc/loadavg)"
-}
-
-# Prints a command line (a string, pipes included) and the load, then runs it.
-run() {
-    printf '$ %s\n' "$1"
-    load_line
-    eval "$1"
-}
-# User and system CPU ticks (1/100 s) of a process.
-cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
 limits() {
     say "sequential O_DIRECT write"
@@ -111,12 +83,12 @@ stop_broker() {
 
 # Runs floe-load and reports the CPU seconds it and the broker used.
 measure() {
-    read -r user0 sys0 < <(cpu_ticks "$broker_pid")
+    read -r user0 sys0 < <(cpu_ticks_split "$broker_pid")
     printf '$ floe-load %s\n' "$*"
     load_line
     /usr/bin/time -f "  floe-load cpu: %U s user, %S s sys, %e s wall" "$load" "$@" 2>&1 |
         grep -v '^  \(produce\|consume\):'
-    read -r user1 sys1 < <(cpu_ticks "$broker_pid")
+    read -r user1 sys1 < <(cpu_ticks_split "$broker_pid")
     printf '  broker cpu: %s s user, %s s sys\n' \
         "$(echo "scale=2; ($user1 - $user0) / 100" | bc)" "$(echo "scale=2; ($sys1 - $sys0) / 100" | bc)"
 }

@@ -235,21 +235,9 @@ fn topic_recover(name: Option<&str>, all: bool, admin: &str) -> anyhow::Result<(
 }
 
 fn tier_status(topic: Option<&str>, json: bool, admin: &str) -> anyhow::Result<()> {
-    let path = match topic {
-        Some(t) => format!("/v1/tier/status?topic={}", percent_encode(t)),
-        None => "/v1/tier/status".to_string(),
-    };
-    let response = broker::admin_client::call(admin, "GET", &path)?;
-    let status = response.status;
-    let text = response.text()?;
-    if status != 200 {
-        bail!("tier status: {}", text.trim());
-    }
-    if json {
-        println!("{text}");
+    let Some(v) = status_answer("tier", topic, json, admin)? else {
         return Ok(());
-    }
-    let v: serde_json::Value = serde_json::from_str(&text).context("tier status answer")?;
+    };
     println!(
         "object store: {}",
         v["object_store"].as_str().unwrap_or("-")
@@ -299,21 +287,9 @@ fn tier_status(topic: Option<&str>, json: bool, admin: &str) -> anyhow::Result<(
 }
 
 fn iceberg_status(topic: Option<&str>, json: bool, admin: &str) -> anyhow::Result<()> {
-    let path = match topic {
-        Some(t) => format!("/v1/iceberg/status?topic={}", percent_encode(t)),
-        None => "/v1/iceberg/status".to_string(),
-    };
-    let response = broker::admin_client::call(admin, "GET", &path)?;
-    let status = response.status;
-    let text = response.text()?;
-    if status != 200 {
-        bail!("iceberg status: {}", text.trim());
-    }
-    if json {
-        println!("{text}");
+    let Some(v) = status_answer("iceberg", topic, json, admin)? else {
         return Ok(());
-    }
-    let v: serde_json::Value = serde_json::from_str(&text).context("iceberg status answer")?;
+    };
     let topics = v["topics"].as_array().cloned().unwrap_or_default();
     if topics.is_empty() {
         println!("no topic is projected (set iceberg.mode on a topic)");
@@ -364,6 +340,32 @@ fn iceberg_status(topic: Option<&str>, json: bool, admin: &str) -> anyhow::Resul
         }
     }
     Ok(())
+}
+
+/// `GET /v1/<kind>/status[?topic=T]` from the admin API. With `json`, prints
+/// the answer as it came and returns `None`; otherwise returns it parsed.
+fn status_answer(
+    kind: &str,
+    topic: Option<&str>,
+    json: bool,
+    admin: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let path = match topic {
+        Some(t) => format!("/v1/{kind}/status?topic={}", percent_encode(t)),
+        None => format!("/v1/{kind}/status"),
+    };
+    let response = broker::admin_client::call(admin, "GET", &path)?;
+    let status = response.status;
+    let text = response.text()?;
+    if status != 200 {
+        bail!("{kind} status: {}", text.trim());
+    }
+    if json {
+        println!("{text}");
+        return Ok(None);
+    }
+    let answer = serde_json::from_str(&text).with_context(|| format!("{kind} status answer"))?;
+    Ok(Some(answer))
 }
 
 /// Percent-encodes a topic name for a query string.
