@@ -771,3 +771,59 @@ def test_crash_at_each_commit_step(broker, monkeypatch, step):
     # The committed offsets say exactly what the tables hold.
     for table in (topic, f"{topic}~dlq"):
         assert next_offsets(wh.metadata(table)) == hwm, f"{table}: {next_offsets(wh.metadata(table))} != {hwm}"
+
+
+# --- where tables live, and topic incarnations -------------------------------------------------
+
+
+def test_iceberg_warehouse_flag_puts_tables_elsewhere(make_broker, tmp_path):
+    """--iceberg-warehouse file:///<dir>: tables at <dir>/<namespace>/<topic>, none in the bucket."""
+    lake = tmp_path / "lakehouse"
+    broker = make_broker(tmp_path / "b", "--iceberg-warehouse", f"file://{lake}")
+    topic = broker.create_topic(unique_topic("ice-wh"), partitions=1, **{"iceberg.mode": "key_value", **LAG})
+    records = make_records(50, seed=3, partitions=1)
+    base = recent_hour_base()
+    for i, r in enumerate(records):
+        r.timestamp = base + i
+    reports = produce(broker.bootstrap, topic, records)
+    hwm = high_watermarks(reports, 1)
+    wait_projected(broker, topic, hwm, rows=len(records), timeout=PROJECT_TIMEOUT)
+
+    wh = LocalWarehouse(tmp_path)
+    wh.root = lake
+    assert wh.version_hint(topic) is not None, f"no table under {lake}: {sorted(str(p) for p in lake.rglob('*'))[:10]}"
+    assert_rows(pyiceberg_rows(pyiceberg_table(wh, topic)), expected_rows(records, reports), "pyiceberg")
+    default_root = broker.data_dir / "bucket" / "iceberg"
+    assert not (default_root / "floe" / topic).exists(), f"a table was also written under {default_root}"
+
+
+def test_recreated_topic_is_projected_from_its_start(broker):
+    """A projected topic deleted and created again under the same name: the new topic's offsets
+    start at 0 again, and its records reach the same table (the old rows stay) instead of
+    being skipped as already projected."""
+    wh = LocalWarehouse(broker.data_dir / "bucket")
+    name = unique_topic("ice-again")
+    configs = {"iceberg.mode": "key_value", **LAG}
+    broker.create_topic(name, partitions=1, **configs)
+    base = recent_hour_base()
+    old = [Rec(key=b"old-%d" % i, value=b"old value %d" % i, partition=0, timestamp=base + i) for i in range(10)]
+    old_reports = produce(broker.bootstrap, name, old)
+    wait_projected(broker, name, high_watermarks(old_reports, 1), rows=len(old), timeout=PROJECT_TIMEOUT)
+
+    broker.topic("delete", name)
+    wait_until(lambda: broker.topic("create", name, "--partitions", "1",
+                                    *[a for k, v in configs.items() for a in ("--config", f"{k}={v}")],
+                                    check=False).returncode == 0,
+               30, f"{name} created again", interval=0.5)
+    new = [Rec(key=b"new-%d" % i, value=b"new value %d" % i, partition=0, timestamp=base + 100 + i) for i in range(5)]
+    new_reports = produce(broker.bootstrap, name, new)
+    assert [o for _, o in new_reports] == list(range(5)), f"the new topic's offsets: {new_reports}"
+    hwm = high_watermarks(new_reports, 1)
+    wait_projected(broker, name, hwm, rows=len(old) + len(new), timeout=PROJECT_TIMEOUT)
+
+    rows = pyiceberg_rows(pyiceberg_table(wh, name))
+    got = sorted((r["kafka"]["key"], r["kafka"]["offset"], r["value"]) for r in rows)
+    want = sorted([(r.key, o, r.value) for r, (_, o) in zip(old, old_reports)]
+                  + [(r.key, o, r.value) for r, (_, o) in zip(new, new_reports)])
+    assert got == want, first_difference(got, want)
+    assert next_offsets(wh.metadata(name)) == hwm
