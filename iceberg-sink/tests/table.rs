@@ -620,6 +620,75 @@ async fn leave_table_for_external_readers() {
     println!("metadata: {}", table.metadata_location().unwrap());
 }
 
+/// A test catalog: `impl Catalog for $ty` with the given methods, and every
+/// other method unreachable (the wrappers below only load and commit).
+macro_rules! test_catalog {
+    ($ty:ty, { $($methods:tt)* }) => {
+        #[async_trait::async_trait]
+        impl Catalog for $ty {
+            $($methods)*
+                async fn list_namespaces(
+                    &self,
+                    _: Option<&NamespaceIdent>,
+                ) -> iceberg::Result<Vec<NamespaceIdent>> {
+                    unimplemented!()
+                }
+                async fn create_namespace(
+                    &self,
+                    _: &NamespaceIdent,
+                    _: HashMap<String, String>,
+                ) -> iceberg::Result<iceberg::Namespace> {
+                    unimplemented!()
+                }
+                async fn get_namespace(&self, _: &NamespaceIdent) -> iceberg::Result<iceberg::Namespace> {
+                    unimplemented!()
+                }
+                async fn namespace_exists(&self, _: &NamespaceIdent) -> iceberg::Result<bool> {
+                    unimplemented!()
+                }
+                async fn update_namespace(
+                    &self,
+                    _: &NamespaceIdent,
+                    _: HashMap<String, String>,
+                ) -> iceberg::Result<()> {
+                    unimplemented!()
+                }
+                async fn drop_namespace(&self, _: &NamespaceIdent) -> iceberg::Result<()> {
+                    unimplemented!()
+                }
+                async fn list_tables(&self, _: &NamespaceIdent) -> iceberg::Result<Vec<TableIdent>> {
+                    unimplemented!()
+                }
+                async fn create_table(
+                    &self,
+                    _: &NamespaceIdent,
+                    _: iceberg::TableCreation,
+                ) -> iceberg::Result<iceberg::table::Table> {
+                    unimplemented!()
+                }
+                async fn drop_table(&self, _: &TableIdent) -> iceberg::Result<()> {
+                    unimplemented!()
+                }
+                async fn purge_table(&self, _: &TableIdent) -> iceberg::Result<()> {
+                    unimplemented!()
+                }
+                async fn table_exists(&self, _: &TableIdent) -> iceberg::Result<bool> {
+                    unimplemented!()
+                }
+                async fn rename_table(&self, _: &TableIdent, _: &TableIdent) -> iceberg::Result<()> {
+                    unimplemented!()
+                }
+                async fn register_table(
+                    &self,
+                    _: &TableIdent,
+                    _: String,
+                ) -> iceberg::Result<iceberg::table::Table> {
+                    unimplemented!()
+                }
+        }
+    };
+}
+
 /// Commits every `update_table` twice, as a client whose first answer was
 /// lost would, and returns the second answer.
 #[derive(Debug)]
@@ -627,8 +696,7 @@ struct CommitTwice {
     inner: Arc<FileSystemCatalog>,
 }
 
-#[async_trait::async_trait]
-impl Catalog for CommitTwice {
+test_catalog!(CommitTwice, {
     async fn load_table(&self, table: &TableIdent) -> iceberg::Result<iceberg::table::Table> {
         self.inner.load_table(table).await
     }
@@ -644,65 +712,7 @@ impl Catalog for CommitTwice {
             .await?;
         self.inner.commit(&ident, requirements, updates).await
     }
-    async fn list_namespaces(
-        &self,
-        _: Option<&NamespaceIdent>,
-    ) -> iceberg::Result<Vec<NamespaceIdent>> {
-        unimplemented!()
-    }
-    async fn create_namespace(
-        &self,
-        _: &NamespaceIdent,
-        _: HashMap<String, String>,
-    ) -> iceberg::Result<iceberg::Namespace> {
-        unimplemented!()
-    }
-    async fn get_namespace(&self, _: &NamespaceIdent) -> iceberg::Result<iceberg::Namespace> {
-        unimplemented!()
-    }
-    async fn namespace_exists(&self, _: &NamespaceIdent) -> iceberg::Result<bool> {
-        unimplemented!()
-    }
-    async fn update_namespace(
-        &self,
-        _: &NamespaceIdent,
-        _: HashMap<String, String>,
-    ) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn drop_namespace(&self, _: &NamespaceIdent) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn list_tables(&self, _: &NamespaceIdent) -> iceberg::Result<Vec<TableIdent>> {
-        unimplemented!()
-    }
-    async fn create_table(
-        &self,
-        _: &NamespaceIdent,
-        _: iceberg::TableCreation,
-    ) -> iceberg::Result<iceberg::table::Table> {
-        unimplemented!()
-    }
-    async fn drop_table(&self, _: &TableIdent) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn purge_table(&self, _: &TableIdent) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn table_exists(&self, _: &TableIdent) -> iceberg::Result<bool> {
-        unimplemented!()
-    }
-    async fn rename_table(&self, _: &TableIdent, _: &TableIdent) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn register_table(
-        &self,
-        _: &TableIdent,
-        _: String,
-    ) -> iceberg::Result<iceberg::table::Table> {
-        unimplemented!()
-    }
-}
+});
 
 /// Records the requirements and updates of one `update_table` and fails it.
 #[derive(Debug, Default)]
@@ -717,8 +727,7 @@ impl Capture {
     }
 }
 
-#[async_trait::async_trait]
-impl Catalog for Capture {
+test_catalog!(Capture, {
     /// Hands back the stale table the transaction started from, so its
     /// requirements stay stale.
     async fn load_table(&self, _: &TableIdent) -> iceberg::Result<iceberg::table::Table> {
@@ -731,62 +740,4 @@ impl Catalog for Capture {
         *self.seen.lock().unwrap() = Some((commit.take_requirements(), commit.take_updates()));
         Err(iceberg::Error::new(ErrorKind::Unexpected, "captured"))
     }
-    async fn list_namespaces(
-        &self,
-        _: Option<&NamespaceIdent>,
-    ) -> iceberg::Result<Vec<NamespaceIdent>> {
-        unimplemented!()
-    }
-    async fn create_namespace(
-        &self,
-        _: &NamespaceIdent,
-        _: HashMap<String, String>,
-    ) -> iceberg::Result<iceberg::Namespace> {
-        unimplemented!()
-    }
-    async fn get_namespace(&self, _: &NamespaceIdent) -> iceberg::Result<iceberg::Namespace> {
-        unimplemented!()
-    }
-    async fn namespace_exists(&self, _: &NamespaceIdent) -> iceberg::Result<bool> {
-        unimplemented!()
-    }
-    async fn update_namespace(
-        &self,
-        _: &NamespaceIdent,
-        _: HashMap<String, String>,
-    ) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn drop_namespace(&self, _: &NamespaceIdent) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn list_tables(&self, _: &NamespaceIdent) -> iceberg::Result<Vec<TableIdent>> {
-        unimplemented!()
-    }
-    async fn create_table(
-        &self,
-        _: &NamespaceIdent,
-        _: iceberg::TableCreation,
-    ) -> iceberg::Result<iceberg::table::Table> {
-        unimplemented!()
-    }
-    async fn drop_table(&self, _: &TableIdent) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn purge_table(&self, _: &TableIdent) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn table_exists(&self, _: &TableIdent) -> iceberg::Result<bool> {
-        unimplemented!()
-    }
-    async fn rename_table(&self, _: &TableIdent, _: &TableIdent) -> iceberg::Result<()> {
-        unimplemented!()
-    }
-    async fn register_table(
-        &self,
-        _: &TableIdent,
-        _: String,
-    ) -> iceberg::Result<iceberg::table::Table> {
-        unimplemented!()
-    }
-}
+});
