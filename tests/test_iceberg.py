@@ -40,6 +40,7 @@ import random
 import subprocess
 import threading
 import time
+import urllib.request
 
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -795,6 +796,15 @@ def test_iceberg_warehouse_flag_puts_tables_elsewhere(make_broker, tmp_path):
     assert_rows(pyiceberg_rows(pyiceberg_table(wh, topic)), expected_rows(records, reports), "pyiceberg")
     default_root = broker.data_dir / "bucket" / "iceberg"
     assert not (default_root / "floe" / topic).exists(), f"a table was also written under {default_root}"
+
+    # The Prometheus series agree with the table.
+    with urllib.request.urlopen(f"http://{broker.admin_addr}/metrics", timeout=30) as resp:
+        text = resp.read().decode()
+    series = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+              for line in text.splitlines() if line.startswith("floe_iceberg_")}
+    assert series.get(f'floe_iceberg_rows_total{{topic="{topic}"}}') == len(records), series
+    assert series.get(f'floe_iceberg_commits_total{{topic="{topic}"}}', 0) >= 1, series
+    assert series.get(f'floe_iceberg_lag_offsets{{topic="{topic}",partition="0"}}') == 0, series
 
 
 def test_recreated_topic_is_projected_from_its_start(broker):
