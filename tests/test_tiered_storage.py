@@ -883,3 +883,127 @@ def test_relative_data_dir(floe_binary, tmp_path):
         assert (tmp_path / "data" / f"{name}-0").is_dir()
     finally:
         b.close()
+
+
+# --- T2: the object store stays down until the local disk nears full ---------------------------------
+
+
+T2_DISK_MB = 64
+
+
+def _free_bytes(path) -> int:
+    import os
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def test_t2_outage_until_disk_nearly_full(make_tier_broker, s3, moto, proxy, tmp_path):
+    """TESTING.md T2 at CI scale: the data dir on a 64 MiB tmpfs, the store answering 503 while a
+    producer writes as fast as it can. Produce must get retriable errors before the disk is
+    full (the reserve is never eaten: no ENOSPC, no poisoned partition, no crash), consumers
+    keep reading, and once the store heals, uploads drain, local retention frees the disk and
+    the same producer's queued records go through by themselves: every record exactly once,
+    in order, readable across both tiers. Reading the history back (through the remote-read
+    cache, on the same small disk) must not refuse produce either."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    disk = tmp_path / "t2" / "data"  # the broker's data dir; its log stays outside the tmpfs
+    disk.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={T2_DISK_MB}m", "tmpfs", str(disk)], check=True)
+    try:
+        _t2_body(make_tier_broker, s3, proxy, disk)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def _t2_body(make_tier_broker, s3, proxy, disk):
+    bucket = s3()
+    fp = proxy(seed=2)
+    broker = s3_broker(make_tier_broker, bucket, fp.endpoint, "t2")
+    assert broker.data_dir == disk
+    topic = broker.create_topic(unique_topic("tier-t2"), partitions=1, **TIERED)
+    gen = RecordGen(seed=17)
+    total = T2_DISK_MB << 20
+    reserve = total // 20  # the default min-free-bytes: 5% of the filesystem
+
+    # A baseline while the store is up.
+    first = gen.count_for(4 * MiB)
+    assert_produced(produce_records(broker.bootstrap, topic, gen, 0, first), first, "baseline")
+    wait_uploaded(broker, topic, first)
+
+    # The store goes down; a producer writes more than the whole disk holds, unthrottled.
+    fp.set_mode("down")
+    n = gen.count_for(int(total * 1.5))
+    stats_box = {}
+    producer = threading.Thread(
+        target=lambda: stats_box.setdefault(
+            "stats", produce_records(broker.bootstrap, topic, gen, first, n,
+                                     conf={"message.timeout.ms": 300_000}, flush_timeout=300)),
+        name="t2-producer", daemon=True)
+    low_free = []
+    stop = threading.Event()
+
+    def sample_free():
+        while not stop.is_set():
+            low_free.append(_free_bytes(disk))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample_free, name="t2-free", daemon=True)
+    sampler.start()
+    producer.start()
+    try:
+        wait_for(lambda: "nearly full" in broker.log_text(), 120,
+                 lambda: f"the disk guard to trip (free {_free_bytes(disk)} of {total}; {status_line(broker, topic)})")
+        # Held there: the log stops growing (after retention has deleted what was uploaded
+        # before the outage, which may let a few more batches in), the broker stays up,
+        # consumers still read.
+        ends = []
+
+        def held():
+            ends.append(watermarks(broker.bootstrap, topic)[0][1])
+            return len(ends) >= 4 and len(set(ends[-4:])) == 1
+
+        wait_for(held, 60, lambda: f"the log to stop growing while the disk is low (ends {ends[-6:]})", interval=1.0)
+        held_end = ends[-1]
+        assert broker.running, broker.log_tail(40)
+        assert producer.is_alive(), "the producer finished although the disk could not hold its records"
+        # What is local reads fine (the uploaded head is out of reach while the store is down).
+        local_start = min(broker.local_segments(topic))
+        r = verify_confluent(broker.bootstrap, topic, gen, held_end, start=local_start)
+        assert r.count == held_end - local_start
+        assert fp.counts.get("503", 0) > 0, f"floe made no request during the outage: {fp.counts}"
+        assert not [ln for ln in broker.log_text().splitlines() if "poison" in ln.lower()], broker.log_tail(40)
+
+        # The store heals: uploads drain, retention frees the disk, produce resumes by itself.
+        fp.set_mode("ok")
+        producer.join(timeout=300)
+        assert not producer.is_alive(), f"the producer did not finish after the store healed ({status_line(broker, topic)})"
+    finally:
+        stop.set()
+        sampler.join()
+    stats = stats_box["stats"]
+    assert_produced(stats, n, "produce through the outage and the full disk")
+    assert min(low_free) > reserve // 4, \
+        f"the disk came down to {min(low_free)} free bytes (reserve {reserve}): produce ate the reserve"
+    assert "room again" in broker.log_text()
+    end = first + n
+    wait_uploaded(broker, topic, end, timeout=180)
+    wait_local_bound(broker, topic)
+    assert_manifest_sound(broker, topic, end=end)
+
+    # Read the whole history back (mostly remote, through the cache on this small disk) while
+    # a producer writes: the cache must not take the space produce needs.
+    more = gen.count_for(2 * MiB)
+    reader = {}
+    t = threading.Thread(target=lambda: reader.setdefault("r", verify_confluent(broker.bootstrap, topic, gen, end)),
+                         name="t2-reader", daemon=True)
+    t.start()
+    extra = produce_records(broker.bootstrap, topic, gen, end, more,
+                            conf={"message.timeout.ms": 60_000}, rate_bytes=1 * MiB)
+    t.join(timeout=300)
+    assert "r" in reader, "the history read did not finish"
+    assert reader["r"].count == end
+    assert_produced(extra, more, "produce while the history is read back")
+    assert broker.running

@@ -114,6 +114,10 @@ pub struct TierSettings {
     /// Unlisted objects older than this are deleted as orphans of crashed
     /// uploads (younger ones may belong to an upload in flight).
     pub orphan_min_age_ms: i64,
+    /// The data disk's `min-free-bytes` (None: its default). The cache
+    /// writes chunk files only while twice that stays free, so remote reads
+    /// never take the space produce needs.
+    pub min_free_bytes: Option<u64>,
 }
 
 impl TierSettings {
@@ -134,6 +138,7 @@ impl TierSettings {
             upload_interval_ms: Self::DEFAULT_UPLOAD_INTERVAL_MS,
             upload_concurrency: 4,
             orphan_min_age_ms: 60 * 60 * 1000,
+            min_free_bytes: None,
         }
     }
 }

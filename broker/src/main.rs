@@ -478,6 +478,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
             .tier
             .orphan_min_age_ms
             .unwrap_or(defaults.orphan_min_age_ms),
+        min_free_bytes: file.min_free_bytes,
     };
     if tier.chunk_bytes < 4096 {
         bail!("tier.chunk_bytes must be at least 4096");

@@ -325,7 +325,8 @@ impl Shard {
         };
         match op {
             PartitionOp::Produce { records, acks } => {
-                if let Some(reason) = self.cluster.disk.check() {
+                let size = records.as_ref().map_or(0, |r| r.len() as u64);
+                if let Err(reason) = self.cluster.disk.reserve(size) {
                     return PartitionReply::Produced(ProduceResult {
                         error_code: error_code::KAFKA_STORAGE_ERROR,
                         error_message: Some(reason),
@@ -334,7 +335,6 @@ impl Shard {
                         log_start_offset: -1,
                     });
                 }
-                let size = records.as_ref().map_or(0, |r| r.len() as u64);
                 let result = partition.produce(records, acks).await;
                 let metrics = &self.cluster.metrics;
                 if result.error_code == error_code::NONE {

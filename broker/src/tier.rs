@@ -101,6 +101,9 @@ impl Tier {
         let remote = shadow_index::store::open_store_with(&config)?;
         runtime.block_on(remote.check())?;
         let cache = ChunkCache::open(&settings.cache_dir, settings.cache_bytes)?;
+        cache.set_min_free_bytes(
+            2 * crate::disk_guard::reserve_at(&settings.cache_dir, settings.min_free_bytes),
+        );
         let reader = RemoteReader::with_config(
             remote.clone(),
             cache,

@@ -28,6 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -64,6 +65,9 @@ struct Inner {
     dir: PathBuf,
     max_bytes: u64,
     memory_max_bytes: u64,
+    /// Chunk files are written only while the filesystem keeps this much
+    /// free besides them (0: no floor).
+    min_free_bytes: AtomicU64,
     state: Mutex<State>,
     /// Woken whenever a pending write ends.
     written: Notify,
@@ -228,6 +232,7 @@ impl ChunkCache {
                 dir,
                 max_bytes,
                 memory_max_bytes,
+                min_free_bytes: AtomicU64::new(0),
                 state: Mutex::new(state),
                 written: Notify::new(),
             }),
@@ -237,6 +242,15 @@ impl ChunkCache {
             let _ = std::fs::remove_file(cache.inner.dir.join(victim));
         }
         Ok(cache)
+    }
+
+    /// Writes chunk files only while the cache directory's filesystem keeps
+    /// `bytes` free besides them: below that, the oldest chunk files are
+    /// evicted to make room, and if that is not enough the chunk is served
+    /// from memory only. The cache shares its disk with the log; this keeps
+    /// remote reads from taking the space produce needs.
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.inner.min_free_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// Reports the disk usage into `gauge` from now on.
@@ -422,6 +436,10 @@ impl ChunkCache {
         let name = file_name(&key, chunk);
         let size = chunk_file_len(&key, data.len());
         let dir = self.inner.dir.clone();
+        if !self.make_room(size).await? {
+            tracing::debug!(%key, chunk, size, "cache disk below its free-space floor: chunk kept in memory only");
+            return Ok(());
+        }
         let tmp = dir.join(format!("{name}.{generation}.tmp"));
         let written = {
             let tmp = tmp.clone();
@@ -472,6 +490,59 @@ impl ChunkCache {
         Ok(())
     }
 
+    /// Whether a chunk file of `size` bytes may be written without taking
+    /// the filesystem below the free-space floor, after evicting the oldest
+    /// chunk files if that is what it takes.
+    async fn make_room(&self, size: u64) -> Result<bool> {
+        let floor = self.inner.min_free_bytes.load(Ordering::Relaxed);
+        if floor == 0 {
+            return Ok(true);
+        }
+        let want = floor.saturating_add(size);
+        let dir = self.inner.dir.clone();
+        let free = move || free_bytes(&dir);
+        let Some(now) = free() else {
+            return Ok(true); // unknown: let the write itself report
+        };
+        if now >= want {
+            return Ok(true);
+        }
+        let victims = self.evict_bytes(want - now);
+        if victims.is_empty() {
+            return Ok(false);
+        }
+        let dir = self.inner.dir.clone();
+        let after = tokio::task::spawn_blocking(move || {
+            for victim in victims {
+                let _ = std::fs::remove_file(dir.join(victim));
+            }
+            free_bytes(&dir)
+        })
+        .await
+        .map_err(Error::Task)?;
+        Ok(after.is_none_or(|after| after >= want))
+    }
+
+    /// Drops entries (oldest first) until they add up to `bytes`; returns
+    /// the file names to delete.
+    fn evict_bytes(&self, bytes: u64) -> Vec<String> {
+        let mut state = self.state();
+        let mut victims = Vec::new();
+        let mut freed = 0;
+        while freed < bytes {
+            let Some((_, name)) = state.disk_order.pop_first() else {
+                break;
+            };
+            if let Some((size, _)) = state.disk.remove(&name) {
+                state.disk_bytes -= size;
+                freed += size;
+            }
+            victims.push(name);
+        }
+        state.publish();
+        victims
+    }
+
     /// Drops entries (oldest first) until `extra` more bytes fit; returns
     /// the file names to delete.
     fn evict_over_budget(&self, extra: u64) -> Vec<String> {
@@ -489,6 +560,12 @@ impl ChunkCache {
         state.publish();
         victims
     }
+}
+
+/// Free bytes of the filesystem holding `dir`, if it can be read.
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail.saturating_mul(st.f_frsize.max(1)))
 }
 
 fn file_name(key: &str, chunk: u64) -> String {
@@ -619,6 +696,30 @@ fn read_chunk_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_free_space_floor_evicts_files_and_then_keeps_chunks_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunk = |i: u8| Bytes::from(vec![i; 1000]);
+        let cache = ChunkCache::open_with_memory(dir.path(), 1 << 30, 1 << 20).unwrap();
+        for i in 0..3 {
+            cache.insert("k", i, chunk(i as u8)).await.unwrap();
+        }
+        assert_eq!(cache.disk_chunks(), 3);
+        // A floor no disk can keep: the files go, new chunks stay in memory only.
+        let free = free_bytes(dir.path()).unwrap();
+        cache.set_min_free_bytes(free.saturating_mul(2).max(1 << 40));
+        cache.insert("k", 3, chunk(3)).await.unwrap();
+        assert_eq!(cache.disk_chunks(), 0, "chunk files kept below the floor");
+        assert_eq!(cache.disk_bytes(), 0);
+        let on_disk = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(on_disk, 0, "files left in the cache directory");
+        assert_eq!(cache.get("k", 3).await.unwrap().unwrap(), chunk(3));
+        // A floor the disk keeps: files again.
+        cache.set_min_free_bytes(1);
+        cache.insert("k", 4, chunk(4)).await.unwrap();
+        assert_eq!(cache.disk_chunks(), 1);
+    }
 
     #[tokio::test]
     async fn evicts_least_recently_used_and_survives_reopen() {
