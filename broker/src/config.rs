@@ -67,6 +67,72 @@ pub struct FileConfig {
     pub iceberg_namespace: Option<String>,
     /// Iceberg warehouse URL (default `<object-store>/iceberg`).
     pub iceberg_warehouse: Option<String>,
+    /// Iceberg catalog: `filesystem` (default) or `rest`.
+    pub iceberg_catalog: Option<IcebergCatalogKind>,
+    /// The REST catalog's URI (`rest` only).
+    pub iceberg_catalog_uri: Option<String>,
+    /// The REST catalog's `warehouse` property.
+    pub iceberg_catalog_warehouse: Option<String>,
+    /// A bearer token for the REST catalog.
+    pub iceberg_catalog_token: Option<String>,
+    /// OAuth2 client credentials for the REST catalog, `id:secret`.
+    pub iceberg_catalog_credential: Option<String>,
+    /// Other REST catalog properties (`scope`, `oauth2-server-uri`,
+    /// `header.<name>`, ...).
+    #[serde(default)]
+    pub iceberg_catalog_properties: BTreeMap<String, String>,
+}
+
+/// Which Iceberg catalog the projector uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IcebergCatalogKind {
+    /// Metadata files in the object store, next to the data.
+    #[default]
+    Filesystem,
+    /// An external Iceberg REST catalog.
+    Rest,
+}
+
+impl std::str::FromStr for IcebergCatalogKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "filesystem" => Ok(IcebergCatalogKind::Filesystem),
+            "rest" => Ok(IcebergCatalogKind::Rest),
+            other => Err(format!(
+                "unknown Iceberg catalog {other:?}: use filesystem or rest"
+            )),
+        }
+    }
+}
+
+/// The Iceberg catalog as the broker runs it. `Debug` hides the token and
+/// the credential.
+#[derive(Clone, Default)]
+pub struct IcebergCatalogSettings {
+    pub kind: IcebergCatalogKind,
+    /// `rest`: the catalog's base URI (required).
+    pub uri: Option<String>,
+    /// `rest`: the `warehouse` property sent to the catalog.
+    pub warehouse: Option<String>,
+    pub token: Option<String>,
+    pub credential: Option<String>,
+    pub properties: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for IcebergCatalogSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IcebergCatalogSettings")
+            .field("kind", &self.kind)
+            .field("uri", &self.uri)
+            .field("warehouse", &self.warehouse)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("credential", &self.credential.as_ref().map(|_| "<hidden>"))
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// `[tier]` in `floe.toml`.
@@ -191,6 +257,8 @@ pub struct BrokerConfig {
     pub iceberg_namespace: String,
     /// Where the tables live when not `<object-store>/iceberg`.
     pub iceberg_warehouse: Option<String>,
+    /// The catalog that holds the tables' metadata.
+    pub iceberg_catalog: IcebergCatalogSettings,
 }
 
 impl BrokerConfig {
@@ -478,6 +546,34 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: validate_positive,
     },
     TopicConfigDef {
+        name: "iceberg.target.file.size.bytes",
+        default: "134217728",
+        kind: ConfigType::Long,
+        doc: "data files of the topic's table roll over at about this size; compaction rewrites smaller ones into files of it",
+        validate: validate_positive,
+    },
+    TopicConfigDef {
+        name: "iceberg.compaction.enable",
+        default: "true",
+        kind: ConfigType::Boolean,
+        doc: "compact small data files of the topic's tables in the background (a replace snapshot: same rows, same committed offsets)",
+        validate: validate_bool,
+    },
+    TopicConfigDef {
+        name: "iceberg.compaction.interval.ms",
+        default: "600000",
+        kind: ConfigType::Long,
+        doc: "how often the projector looks for small files to compact",
+        validate: validate_positive,
+    },
+    TopicConfigDef {
+        name: "iceberg.compaction.min.input.files",
+        default: "5",
+        kind: ConfigType::Int,
+        doc: "a partition is compacted once it has this many files below 75% of iceberg.target.file.size.bytes",
+        validate: validate_positive,
+    },
+    TopicConfigDef {
         name: "iceberg.invalid.record.action",
         default: "dlq_table",
         kind: ConfigType::String,
@@ -598,6 +694,12 @@ pub struct IcebergTopicConfig {
     /// Snapshot expiry: age (`None`: never) and how many always stay.
     pub snapshot_max_age_ms: Option<i64>,
     pub snapshot_min_keep: usize,
+    /// Data files roll over at about this size; compaction's target.
+    pub target_file_size: u64,
+    /// Background compaction: how often (`None`: off) and from how many
+    /// small files in a partition.
+    pub compaction_interval_ms: Option<i64>,
+    pub compaction_min_input_files: usize,
 }
 
 impl TopicConfig {
@@ -653,6 +755,12 @@ impl TopicConfig {
                 snapshot_max_age_ms: Some(long("iceberg.snapshot.max.age.ms", 86_400_000))
                     .filter(|ms| *ms >= 0),
                 snapshot_min_keep: long("iceberg.snapshot.min.keep", 10).max(1) as usize,
+                target_file_size: long("iceberg.target.file.size.bytes", 128 << 20).max(1) as u64,
+                compaction_interval_ms: Some(long("iceberg.compaction.interval.ms", 600_000))
+                    .filter(|_| get("iceberg.compaction.enable") != "false")
+                    .map(|ms| ms.max(1)),
+                compaction_min_input_files: long("iceberg.compaction.min.input.files", 5).max(2)
+                    as usize,
             },
         }
     }
@@ -697,7 +805,40 @@ mod tests {
             tier: TierSettings::defaults(Path::new("/tmp/x")),
             iceberg_namespace: "floe".into(),
             iceberg_warehouse: None,
+            iceberg_catalog: IcebergCatalogSettings::default(),
         }
+    }
+
+    #[test]
+    fn iceberg_catalog_keys_parse() {
+        let file: FileConfig = toml::from_str(
+            r#"
+iceberg-catalog = "rest"
+iceberg-catalog-uri = "https://catalog.example.com/api"
+iceberg-catalog-warehouse = "analytics"
+iceberg-catalog-credential = "floe:s3cret"
+iceberg-catalog-properties = { scope = "PRINCIPAL_ROLE:ALL", "header.X-Tenant" = "a" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(file.iceberg_catalog, Some(IcebergCatalogKind::Rest));
+        assert_eq!(file.iceberg_catalog_warehouse.as_deref(), Some("analytics"));
+        assert_eq!(file.iceberg_catalog_properties["header.X-Tenant"], "a");
+        assert!(toml::from_str::<FileConfig>(r#"iceberg-catalog = "hive""#).is_err());
+        assert_eq!("REST".parse(), Ok(IcebergCatalogKind::Rest));
+        assert!("glue".parse::<IcebergCatalogKind>().is_err());
+
+        let settings = IcebergCatalogSettings {
+            kind: IcebergCatalogKind::Rest,
+            credential: file.iceberg_catalog_credential,
+            token: Some("t0ken".into()),
+            ..Default::default()
+        };
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0ken"),
+            "{shown}"
+        );
     }
 
     #[test]

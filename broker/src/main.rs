@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use broker::client::Client;
-use broker::config::{BrokerConfig, FileConfig, TierSettings, topic_defaults_from_toml};
+use broker::config::{
+    BrokerConfig, FileConfig, IcebergCatalogKind, IcebergCatalogSettings, TierSettings,
+    topic_defaults_from_toml,
+};
 use clap::{Args, Parser, Subcommand};
 use protocol::create_topics_request::{CreatableTopic, CreatableTopicConfig, CreateTopicsRequest};
 use protocol::create_topics_response::CreateTopicsResponse;
@@ -44,7 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage topics on a running broker.
     Topic {
         #[command(subcommand)]
@@ -137,6 +140,26 @@ struct ServeArgs {
     /// <warehouse>/<namespace>/<topic> [default: <object-store>/iceberg].
     #[arg(long, env = "FLOE_ICEBERG_WAREHOUSE")]
     iceberg_warehouse: Option<String>,
+    /// Iceberg catalog of projected tables: filesystem (metadata files next
+    /// to the data) or rest (an external Iceberg REST catalog; table data
+    /// still goes to the warehouse) [default: filesystem].
+    #[arg(long, env = "FLOE_ICEBERG_CATALOG", value_name = "filesystem|rest")]
+    iceberg_catalog: Option<IcebergCatalogKind>,
+    /// The REST catalog's base URI, e.g. http://catalog:8181 (without /v1).
+    #[arg(long, env = "FLOE_ICEBERG_CATALOG_URI", value_name = "URL")]
+    iceberg_catalog_uri: Option<String>,
+    /// The REST catalog's `warehouse` property (which warehouse of the
+    /// server holds the tables).
+    #[arg(long, env = "FLOE_ICEBERG_CATALOG_WAREHOUSE", value_name = "NAME")]
+    iceberg_catalog_warehouse: Option<String>,
+    /// Bearer token for the REST catalog (prefer the variable: flags show
+    /// in `ps`).
+    #[arg(long, env = "FLOE_ICEBERG_CATALOG_TOKEN", hide_env_values = true)]
+    iceberg_catalog_token: Option<String>,
+    /// OAuth2 client credentials for the REST catalog, CLIENT_ID:SECRET,
+    /// exchanged for tokens at its token endpoint (prefer the variable).
+    #[arg(long, env = "FLOE_ICEBERG_CATALOG_CREDENTIAL", hide_env_values = true)]
+    iceberg_catalog_credential: Option<String>,
     /// Roll an active segment idle this long so it reaches the object
     /// store [default: 600000].
     #[arg(long, env = "FLOE_TIER_IDLE_ROLL_MS")]
@@ -307,6 +330,7 @@ fn iceberg_status(topic: Option<&str>, json: bool, admin: &str) -> anyhow::Resul
             t["table"].as_str().unwrap_or("?"),
             t["state"].as_str().unwrap_or("?"),
         );
+        println!("  catalog: {}", t["catalog"].as_str().unwrap_or("-"));
         println!("  location: {}", t["location"].as_str().unwrap_or("-"));
         let last = t["last_commit_ms"]
             .as_i64()
@@ -483,6 +507,36 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
     if tier.chunk_bytes < 4096 {
         bail!("tier.chunk_bytes must be at least 4096");
     }
+    let iceberg_catalog = IcebergCatalogSettings {
+        kind: args
+            .iceberg_catalog
+            .or(file.iceberg_catalog)
+            .unwrap_or_default(),
+        uri: args.iceberg_catalog_uri.or(file.iceberg_catalog_uri),
+        warehouse: args
+            .iceberg_catalog_warehouse
+            .or(file.iceberg_catalog_warehouse),
+        token: args.iceberg_catalog_token.or(file.iceberg_catalog_token),
+        credential: args
+            .iceberg_catalog_credential
+            .or(file.iceberg_catalog_credential),
+        properties: file.iceberg_catalog_properties,
+    };
+    match iceberg_catalog.kind {
+        IcebergCatalogKind::Rest if iceberg_catalog.uri.as_deref().is_none_or(str::is_empty) => {
+            bail!(
+                "--iceberg-catalog rest needs the catalog's URI: --iceberg-catalog-uri URL \
+                 (FLOE_ICEBERG_CATALOG_URI, iceberg-catalog-uri in floe.toml)"
+            )
+        }
+        IcebergCatalogKind::Filesystem if iceberg_catalog.uri.is_some() => {
+            bail!(
+                "--iceberg-catalog-uri needs --iceberg-catalog rest \
+                 (the default filesystem catalog has no server)"
+            )
+        }
+        _ => {}
+    }
     Ok(BrokerConfig {
         cluster_id: cluster_id(&data_dir)?,
         data_dir,
@@ -510,6 +564,7 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
             .or(file.iceberg_namespace)
             .unwrap_or_else(|| "floe".to_string()),
         iceberg_warehouse: args.iceberg_warehouse.or(file.iceberg_warehouse),
+        iceberg_catalog,
     })
 }
 
@@ -774,7 +829,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {
-            let config = broker_config(args)?;
+            let config = broker_config(*args)?;
             broker::server::serve(config)?;
         }
         Command::Topic { command } => match command {

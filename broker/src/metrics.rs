@@ -51,6 +51,10 @@ pub struct Metrics {
     pub iceberg_commit_errors: Family<TopicLabels, Counter>,
     /// Offsets of a projected partition not yet committed to its table.
     pub iceberg_lag: Family<PartitionLabels, Gauge>,
+    /// Compactions committed to a projected topic's tables, and the small
+    /// files they replaced.
+    pub iceberg_compactions: Family<TopicLabels, Counter>,
+    pub iceberg_compacted_files: Family<TopicLabels, Counter>,
 }
 
 impl Metrics {
@@ -121,6 +125,16 @@ impl Metrics {
             "iceberg_lag_offsets",
             "offsets of a projected partition not yet committed to its table",
             self.iceberg_lag.clone(),
+        );
+        registry.register(
+            "iceberg_compactions",
+            "compactions (replace snapshots) committed to a projected topic's tables",
+            self.iceberg_compactions.clone(),
+        );
+        registry.register(
+            "iceberg_compacted_files",
+            "small data files replaced by compaction",
+            self.iceberg_compacted_files.clone(),
         );
         registry.register(
             "fetched_bytes",

@@ -70,7 +70,7 @@ const METADATA_DIR: &str = "metadata";
 const NAMESPACE_MARKER: &str = ".namespace";
 
 /// Table properties every table gets unless the creator sets them.
-const DEFAULT_PROPERTIES: &[(&str, &str)] = &[
+pub(crate) const DEFAULT_PROPERTIES: &[(&str, &str)] = &[
     ("write.format.default", "parquet"),
     ("write.parquet.compression-codec", "zstd"),
 ];
@@ -81,6 +81,55 @@ const DEFAULT_PROPERTIES: &[(&str, &str)] = &[
 pub struct FileSystemCatalog {
     warehouse: Warehouse,
     file_io: FileIO,
+}
+
+/// A catalog Floe's table writer commits through: iceberg's [`Catalog`] plus
+/// commits made of requirements and updates (iceberg's `TableCommit` cannot
+/// be built outside the iceberg crate), for schema changes and snapshots
+/// that iceberg's own actions cannot express.
+///
+/// Implemented by [`FileSystemCatalog`] and by the REST catalog
+/// ([`crate::rest::RestTableCatalog`]). Every `Table` they return reads and
+/// writes through Floe's own object store (a [`Warehouse`]).
+///
+/// # Contract
+///
+/// - [`TableCatalog::commit`] checks `requirements` against the current
+///   table and applies `updates` atomically, or not at all.
+/// - Exactly once: when `updates` add a snapshot whose summary carries
+///   [`COMMIT_ID_KEY`] and the table already has a snapshot with that id, an
+///   earlier attempt succeeded and its answer was lost; the answer is the
+///   table as it is, without a second snapshot.
+/// - Another writer got there first (a requirement no longer holds):
+///   [`ErrorKind::CatalogCommitConflicts`], retryable.
+/// - An answer that does not say whether the commit happened is
+///   [`ErrorKind::Unexpected`]; the caller looks for its commit id in the
+///   table before reporting a failure.
+#[async_trait]
+pub trait TableCatalog: Catalog {
+    /// Applies one commit; see the trait's contract.
+    async fn commit(
+        &self,
+        ident: &TableIdent,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> Result<Table>;
+
+    /// A `Table` for `metadata` at `metadata_location` that reads and writes
+    /// through this catalog's storage.
+    fn build_table(
+        &self,
+        ident: &TableIdent,
+        metadata_location: String,
+        metadata: TableMetadata,
+    ) -> Result<Table>;
+
+    /// Where table `ident` lives, or who decides it, for messages.
+    fn describe_location(&self, ident: &TableIdent) -> String;
+
+    /// The catalog kind and where it is, for status and logs
+    /// (`filesystem file:///...`, `rest http://...`).
+    fn describe(&self) -> String;
 }
 
 /// The file name of metadata version `version`.
@@ -97,7 +146,7 @@ fn parse_metadata_file_name(name: &str) -> Option<u64> {
 }
 
 /// The commit id carried by an `AddSnapshot` among `updates`.
-fn commit_id_of(updates: &[TableUpdate]) -> Option<String> {
+pub(crate) fn commit_id_of(updates: &[TableUpdate]) -> Option<String> {
     updates.iter().find_map(|u| match u {
         TableUpdate::AddSnapshot { snapshot } => snapshot
             .summary()
@@ -458,6 +507,35 @@ fn unsupported(what: &str) -> Error {
         ErrorKind::FeatureUnsupported,
         format!("the filesystem catalog does not support {what}"),
     )
+}
+
+#[async_trait]
+impl TableCatalog for FileSystemCatalog {
+    async fn commit(
+        &self,
+        ident: &TableIdent,
+        requirements: Vec<TableRequirement>,
+        updates: Vec<TableUpdate>,
+    ) -> Result<Table> {
+        FileSystemCatalog::commit(self, ident, requirements, updates).await
+    }
+
+    fn build_table(
+        &self,
+        ident: &TableIdent,
+        metadata_location: String,
+        metadata: TableMetadata,
+    ) -> Result<Table> {
+        FileSystemCatalog::build_table(self, ident, metadata_location, metadata)
+    }
+
+    fn describe_location(&self, ident: &TableIdent) -> String {
+        self.table_location(ident).unwrap_or_default()
+    }
+
+    fn describe(&self) -> String {
+        format!("filesystem {}", self.warehouse.root())
+    }
 }
 
 #[async_trait]

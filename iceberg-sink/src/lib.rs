@@ -13,9 +13,14 @@
 //! - [`catalog`]: a filesystem-style catalog in the object store
 //!   (`<warehouse>/<namespace>/<table>/metadata/vN.metadata.json` plus
 //!   `version-hint.text`) that readers open without a catalog service.
+//! - [`rest`]: an external Iceberg REST catalog instead (iceberg-catalog-rest
+//!   for config, namespaces and tables; Floe's own storage and
+//!   exactly-once commits). Both catalogs are [`catalog::TableCatalog`]s.
 //! - [`table`]: Parquet (zstd) data files written with iceberg-rust's writers,
 //!   partitioned by the table's spec, and commits whose snapshot summary
 //!   carries the next offset of every partition ([`offsets`]).
+//! - [`compact`]: small data files rewritten into target-size files in one
+//!   `replace` snapshot that keeps the committed offsets.
 //! - [`partition_spec`]: the `iceberg.partition.spec` topic config.
 //!
 //! # Example
@@ -28,12 +33,15 @@
 //! ```
 
 pub mod catalog;
+pub mod compact;
 pub mod convert;
 pub mod failpoint;
 pub mod offsets;
 pub mod partition_spec;
 pub mod record;
+pub mod rest;
 pub mod storage;
 pub mod table;
 
+pub use compact::{Compacted, CompactionPolicy};
 pub use record::{SinkHeader, SinkRecord};

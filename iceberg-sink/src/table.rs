@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
 use async_trait::async_trait;
+use futures_util::{Stream, TryStreamExt};
 use iceberg::arrow::{RecordBatchPartitionSplitter, schema_to_arrow_schema};
 use iceberg::spec::{
     DataFile, DataFileFormat, Schema, SchemaRef, TableMetadata, UnboundPartitionSpec,
@@ -45,7 +46,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use uuid::Uuid;
 
-use crate::catalog::{COMMIT_ID_KEY, FileSystemCatalog, has_commit};
+use crate::catalog::{COMMIT_ID_KEY, TableCatalog, has_commit};
 use crate::offsets::{CommittedOffsets, OffsetsError};
 
 /// Data files roll over at this size unless configured otherwise.
@@ -102,6 +103,21 @@ pub enum TableError {
         #[source]
         source: Box<iceberg::Error>,
     },
+    #[error("cannot compact data files of table {table}")]
+    Compact {
+        table: String,
+        #[source]
+        source: Box<iceberg::Error>,
+    },
+    #[error(
+        "compaction of table {table} lost rows: {expected} in the manifests, {read} read, {written} written; nothing committed"
+    )]
+    CompactRows {
+        table: String,
+        expected: u64,
+        read: u64,
+        written: u64,
+    },
 }
 
 impl TableError {
@@ -112,7 +128,8 @@ impl TableError {
             TableError::Open { source, .. }
             | TableError::Write { source, .. }
             | TableError::Commit { source, .. }
-            | TableError::Expire { source, .. } => {
+            | TableError::Expire { source, .. }
+            | TableError::Compact { source, .. } => {
                 source.retryable()
                     || matches!(
                         source.kind(),
@@ -134,9 +151,9 @@ pub struct ExpiredSnapshots {
 
 /// Writes data files to one table and commits them with offsets.
 pub struct TableWriter {
-    catalog: Arc<FileSystemCatalog>,
-    ident: TableIdent,
-    table: Table,
+    pub(crate) catalog: Arc<dyn TableCatalog>,
+    pub(crate) ident: TableIdent,
+    pub(crate) table: Table,
     /// The schema new data files are written with: the table's, or a newer
     /// one staged by [`TableWriter::set_schema`] until the next commit.
     schema: SchemaRef,
@@ -169,12 +186,12 @@ impl TableWriter {
     /// Loads the table, or creates it (and its namespace) with `schema` and
     /// `partition_spec`. An existing table keeps its own schema and spec.
     pub async fn open_or_create(
-        catalog: Arc<FileSystemCatalog>,
+        catalog: Arc<dyn TableCatalog>,
         ident: TableIdent,
         schema: Schema,
         partition_spec: UnboundPartitionSpec,
     ) -> Result<Self, TableError> {
-        let location = catalog.table_location(&ident).unwrap_or_default();
+        let location = catalog.describe_location(&ident);
         let open_error = |source| TableError::Open {
             table: ident.to_string(),
             location: location.clone(),
@@ -183,7 +200,7 @@ impl TableWriter {
         let table = match catalog.load_table(&ident).await {
             Ok(table) => table,
             Err(e) if e.kind() == ErrorKind::TableNotFound => {
-                ensure_namespace(&catalog, &ident.namespace)
+                ensure_namespace(catalog.as_ref(), &ident.namespace)
                     .await
                     .map_err(open_error)?;
                 let creation = TableCreation::builder()
@@ -265,7 +282,7 @@ impl TableWriter {
         self.adopt(table)
     }
 
-    fn adopt(&mut self, table: Table) -> Result<(), TableError> {
+    pub(crate) fn adopt(&mut self, table: Table) -> Result<(), TableError> {
         let schema = table.metadata().current_schema().clone();
         self.arrow_schema = arrow_schema_of(&self.ident, &schema)?;
         self.schema = schema;
@@ -277,12 +294,6 @@ impl TableWriter {
     /// are invisible until committed. Each call names its files with a fresh
     /// UUIDv7, so files never collide across calls, writers or retries.
     pub async fn write(&mut self, batches: &[RecordBatch]) -> Result<Vec<DataFile>, TableError> {
-        let data_location = format!("{}/data", self.table.metadata().location());
-        let write_error = |source| TableError::Write {
-            table: self.ident.to_string(),
-            location: data_location.clone(),
-            source: Box::new(source),
-        };
         let batches = batches
             .iter()
             .filter(|b| b.num_rows() > 0)
@@ -298,12 +309,35 @@ impl TableWriter {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
+        let batches = futures_util::stream::iter(batches.into_iter().map(Ok));
+        self.write_batches(self.schema.clone(), self.target_file_size, batches)
+            .await
+    }
 
+    /// The write path of [`TableWriter::write`] over a stream of batches
+    /// that already have `schema`'s Arrow form: Parquet (zstd) files rolling
+    /// at `target_file_size`, one writer per partition value of the default
+    /// spec. Compaction streams rewritten files through it too.
+    pub(crate) async fn write_batches<S>(
+        &self,
+        schema: SchemaRef,
+        target_file_size: usize,
+        mut batches: S,
+    ) -> Result<Vec<DataFile>, TableError>
+    where
+        S: Stream<Item = Result<RecordBatch, TableError>> + Unpin,
+    {
+        let data_location = format!("{}/data", self.table.metadata().location());
+        let write_error = |source| TableError::Write {
+            table: self.ident.to_string(),
+            location: data_location.clone(),
+            source: Box::new(source),
+        };
         let metadata = self.table.metadata();
         let properties = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .build();
-        let parquet = ParquetWriterBuilder::new(properties, self.schema.clone());
+        let parquet = ParquetWriterBuilder::new(properties, schema.clone());
         let locations = DefaultLocationGenerator::new(metadata).map_err(write_error)?;
         let names = DefaultFileNameGenerator::new(
             Uuid::now_v7().to_string(),
@@ -312,7 +346,7 @@ impl TableWriter {
         );
         let rolling = RollingFileWriterBuilder::new(
             parquet,
-            self.target_file_size,
+            target_file_size,
             self.table.file_io().clone(),
             locations,
             names,
@@ -322,18 +356,17 @@ impl TableWriter {
 
         if spec.is_unpartitioned() {
             let mut writer = builder.build(None).await.map_err(write_error)?;
-            for batch in batches {
+            while let Some(batch) = batches.try_next().await? {
                 writer.write(batch).await.map_err(write_error)?;
             }
             return writer.close().await.map_err(write_error);
         }
 
-        let splitter =
-            RecordBatchPartitionSplitter::try_new_with_computed_values(self.schema.clone(), spec)
-                .map_err(write_error)?;
+        let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(schema, spec)
+            .map_err(write_error)?;
         let mut writer = FanoutWriter::new(builder);
-        for batch in &batches {
-            for (key, part) in splitter.split(batch).map_err(write_error)? {
+        while let Some(batch) = batches.try_next().await? {
+            for (key, part) in splitter.split(&batch).map_err(write_error)? {
                 writer.write(key, part).await.map_err(write_error)?;
             }
         }
@@ -377,7 +410,7 @@ impl TableWriter {
         let change_schema = !same_schema(&self.schema, self.table.metadata().current_schema());
         let result = if change_schema {
             let catalog = SchemaChangeCatalog {
-                inner: &self.catalog,
+                inner: self.catalog.as_ref(),
                 schema: self.schema.as_ref().clone(),
                 base_schema_id: Mutex::new(None),
             };
@@ -411,9 +444,12 @@ impl TableWriter {
     }
 
     /// Expires snapshots older than `older_than_ms` beyond the newest
-    /// `keep_last` ones, then deletes the manifest lists, manifests and data
-    /// files that only expired snapshots referenced. The current snapshot,
-    /// and the snapshot holding the committed offsets, are always kept.
+    /// `keep_last` ones, then deletes the manifest lists and manifests that
+    /// only expired snapshots referenced, and the data files that only
+    /// expired snapshots could read: a file a compaction replaced goes once
+    /// no remaining snapshot reads it, even though remaining manifests still
+    /// list it as DELETED. The current snapshot, and the snapshot holding
+    /// the committed offsets, are always kept.
     /// Metadata JSON files of earlier versions are left in place.
     pub async fn expire_snapshots(
         &mut self,
@@ -482,7 +518,7 @@ fn merge_offsets(committed: CommittedOffsets, new: &CommittedOffsets) -> Committ
 }
 
 /// Same fields and identifier fields, whatever the schema ids.
-fn same_schema(a: &Schema, b: &Schema) -> bool {
+pub(crate) fn same_schema(a: &Schema, b: &Schema) -> bool {
     a.as_struct() == b.as_struct() && a.identifier_field_ids().eq(b.identifier_field_ids())
 }
 
@@ -536,7 +572,8 @@ fn offsets_snapshot_depth(metadata: &TableMetadata) -> usize {
     0
 }
 
-/// Every manifest list, manifest and data file `snapshots` reference.
+/// Every manifest list and manifest `snapshots` reference, and every data
+/// file they can read (a live entry: ADDED or EXISTING).
 async fn referenced_files(
     table: &Table,
     snapshots: Vec<iceberg::spec::SnapshotRef>,
@@ -552,7 +589,10 @@ async fn referenced_files(
             }
             files.insert(manifest_file.manifest_path.clone());
             let manifest = manifest_file.load_manifest(table.file_io()).await?;
-            for entry in manifest.entries() {
+            // A DELETED entry (left by a compaction's replace snapshot, and
+            // carried on by later appends) does not make its file readable
+            // from that snapshot: only live entries keep data files.
+            for entry in manifest.entries().iter().filter(|e| e.is_alive()) {
                 files.insert(entry.file_path().to_string());
             }
         }
@@ -561,7 +601,7 @@ async fn referenced_files(
 }
 
 async fn ensure_namespace(
-    catalog: &FileSystemCatalog,
+    catalog: &dyn TableCatalog,
     namespace: &NamespaceIdent,
 ) -> iceberg::Result<()> {
     if catalog.namespace_exists(namespace).await? {
@@ -585,7 +625,7 @@ async fn ensure_namespace(
 /// schema id the table had when loaded.
 #[derive(Debug)]
 struct SchemaChangeCatalog<'a> {
-    inner: &'a FileSystemCatalog,
+    inner: &'a dyn TableCatalog,
     schema: Schema,
     /// The current schema id of the last loaded table, when it needed the change.
     base_schema_id: Mutex<Option<i32>>,

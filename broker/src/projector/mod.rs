@@ -31,15 +31,16 @@ use std::time::Duration;
 
 use iceberg::spec::Schema;
 use iceberg::{NamespaceIdent, TableIdent};
-use iceberg_sink::catalog::FileSystemCatalog;
+use iceberg_sink::catalog::{FileSystemCatalog, TableCatalog};
 use iceberg_sink::convert::{ConvertError, dlq_schema, key_value_schema};
 use iceberg_sink::offsets::CommittedOffsets;
 use iceberg_sink::partition_spec::parse_partition_spec;
+use iceberg_sink::rest::{RestSettings, RestTableCatalog};
 use iceberg_sink::storage::Warehouse;
 use iceberg_sink::table::TableWriter;
 use schemas::ParsedSchema;
 
-use crate::config::{IcebergMode, IcebergTopicConfig, TopicConfig};
+use crate::config::{IcebergCatalogKind, IcebergMode, IcebergTopicConfig, TopicConfig};
 use crate::error_code;
 use crate::shard::{Cluster, PartitionOp, PartitionReply};
 use crate::topics::TopicPartition;
@@ -59,6 +60,10 @@ const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// How often snapshot expiry runs on a projected table.
 const EXPIRE_EVERY_MS: i64 = 10 * 60 * 1000;
+/// The most small-file bytes one compaction run rewrites (per table), so a
+/// run holds the projection back for seconds, not minutes; the rest is
+/// compacted in later runs.
+const COMPACT_MAX_INPUT_BYTES: u64 = 512 << 20;
 
 /// Why a projection step failed. Shown in `floe iceberg status` and
 /// retried.
@@ -85,10 +90,12 @@ pub enum ProjectError {
     Stopped,
 }
 
-/// Where the tables live: the tier's object store under `iceberg/`.
+/// Where the tables live: the catalog (filesystem or REST) and the
+/// namespace; table files in the tier's object store under `iceberg/` (or
+/// `--iceberg-warehouse`).
 #[derive(Debug, Clone)]
 pub struct Warehouses {
-    catalog: Arc<FileSystemCatalog>,
+    catalog: Arc<dyn TableCatalog>,
     namespace: NamespaceIdent,
 }
 
@@ -110,6 +117,8 @@ pub struct ProjectionStatus {
     pub topic: String,
     pub mode: &'static str,
     pub table: String,
+    /// The catalog holding the table (`filesystem <root>`, `rest <uri>`).
+    pub catalog: String,
     pub location: String,
     pub state: &'static str,
     pub last_error: Option<String>,
@@ -174,11 +183,27 @@ impl Projector {
                 source,
             })?;
         let namespace = NamespaceIdent::new(cluster.config.iceberg_namespace.clone());
-        let warehouses = Warehouses {
-            catalog: Arc::new(FileSystemCatalog::new(warehouse)),
-            namespace,
+        let settings = &cluster.config.iceberg_catalog;
+        let catalog: Arc<dyn TableCatalog> = match settings.kind {
+            IcebergCatalogKind::Filesystem => Arc::new(FileSystemCatalog::new(warehouse)),
+            IcebergCatalogKind::Rest => {
+                let rest = RestSettings {
+                    uri: settings.uri.clone().unwrap_or_default(),
+                    warehouse: settings.warehouse.clone(),
+                    token: settings.token.clone(),
+                    credential: settings.credential.clone(),
+                    properties: settings.properties.clone().into_iter().collect(),
+                };
+                // Fails startup when the catalog is unreachable or refuses
+                // the credentials, like the object store check.
+                let catalog = handle
+                    .block_on(RestTableCatalog::connect(rest, warehouse))
+                    .map_err(|e| ProjectError::Catalog(e.message().to_string()))?;
+                Arc::new(catalog)
+            }
         };
-        tracing::info!(warehouse = %root, namespace = %cluster.config.iceberg_namespace, "iceberg projector ready");
+        let warehouses = Warehouses { catalog, namespace };
+        tracing::info!(catalog = %warehouses.catalog.describe(), warehouse = %root, namespace = %cluster.config.iceberg_namespace, "iceberg projector ready");
         let projector = Arc::new(Projector {
             status: Arc::default(),
         });

@@ -9,6 +9,7 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use iceberg::TableIdent;
 use iceberg::spec::{DataFile, Schema};
+use iceberg_sink::compact::CompactionPolicy;
 use iceberg_sink::convert::{
     ConvertError, Decoder, Framing, RowBuilder, evolve, key_value_schema, value_schema,
 };
@@ -20,9 +21,9 @@ use schemas::ParsedSchema;
 use schemas::wire::{Framed, SchemaId, parse_message_indexes};
 
 use super::{
-    EXPIRE_EVERY_MS, PartitionStatus, ProjectError, ProjectionStatus, READ_BYTES, StatusMap,
-    TaskKey, WRITE_BYTES, Warehouses, error_chain, fresh_incarnation, kafka_only_schema,
-    latest_value_schema, log_bounds, open_dlq,
+    COMPACT_MAX_INPUT_BYTES, EXPIRE_EVERY_MS, PartitionStatus, ProjectError, ProjectionStatus,
+    READ_BYTES, StatusMap, TaskKey, WRITE_BYTES, Warehouses, error_chain, fresh_incarnation,
+    kafka_only_schema, latest_value_schema, log_bounds, open_dlq,
 };
 use crate::config::{IcebergMode, IcebergTopicConfig};
 use crate::error_code;
@@ -146,6 +147,8 @@ pub(super) struct Projection {
     uncommitted: (u64, u64, u64),
     /// When snapshot expiry last ran.
     expired_ms: i64,
+    /// When compaction last ran (the first run waits one interval).
+    compacted_ms: i64,
 }
 
 impl Projection {
@@ -159,10 +162,7 @@ impl Projection {
         let c = cluster.upgrade().ok_or(ProjectError::Stopped)?;
         let config = key.config.clone();
         let ident = TableIdent::new(warehouses.namespace.clone(), topic.to_string());
-        let location = warehouses
-            .catalog
-            .table_location(&ident)
-            .unwrap_or_default();
+        let location = warehouses.catalog.describe_location(&ident);
         {
             let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
             let entry = s
@@ -171,6 +171,7 @@ impl Projection {
                     topic: topic.to_string(),
                     mode: config.mode.as_str(),
                     table: ident.to_string(),
+                    catalog: warehouses.catalog.describe(),
                     location: location.clone(),
                     state: "starting",
                     last_error: None,
@@ -214,7 +215,15 @@ impl Projection {
         .map_err(|source| ProjectError::Table {
             table: ident.to_string(),
             source,
-        })?;
+        })?
+        .with_target_file_size(config.target_file_size.min(usize::MAX as u64) as usize);
+        {
+            // Where the table really is (a REST catalog chooses it).
+            let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = s.get_mut(topic) {
+                entry.location = writer.table().metadata().location().to_string();
+            }
+        }
         let main_offsets = writer
             .committed_offsets()
             .map_err(|source| ProjectError::Table {
@@ -295,6 +304,7 @@ impl Projection {
             dirty: false,
             uncommitted: (0, 0, 0),
             expired_ms: 0,
+            compacted_ms: now_ms(),
         };
         projection.publish_status("running", None);
         tracing::info!(topic, table = %ident, offsets = ?projection.cursors.iter().map(|c| c.next).collect::<Vec<_>>(), "iceberg projection running");
@@ -330,6 +340,11 @@ impl Projection {
             }
             self.publish_status("running", None);
             if read == 0 {
+                if !self.dirty && !self.has_pending() {
+                    // Idle and fully committed: maintenance is due on time
+                    // even when no commit comes (it also runs after commits).
+                    self.maintain(now).await;
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -639,7 +654,7 @@ impl Projection {
             );
         }
         drop(c);
-        self.expire_snapshots(now).await;
+        self.maintain(now).await;
         let c = self.cluster.upgrade().ok_or(ProjectError::Stopped)?;
         // value_schema_latest: a newer latest version applies from here on.
         if self.config.mode == IcebergMode::ValueSchemaLatest
@@ -650,6 +665,14 @@ impl Projection {
             self.latest_id = Some(id);
         }
         Ok(())
+    }
+
+    /// Snapshot expiry and compaction, each when its interval is due. Called
+    /// only with nothing staged in the writers (right after a commit, or
+    /// idle with everything committed).
+    async fn maintain(&mut self, now: i64) {
+        self.expire_snapshots(now).await;
+        self.compact(now).await;
     }
 
     /// Table maintenance after a commit, at most every
@@ -676,6 +699,66 @@ impl Projection {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(table = %table.writer.ident(), error = %error_chain(&e), "snapshot expiry failed; retrying later")
+                }
+            }
+        }
+    }
+
+    /// Background compaction, at most every
+    /// `iceberg.compaction.interval.ms`: in each partition with at least
+    /// `iceberg.compaction.min.input.files` files below 75% of
+    /// `iceberg.target.file.size.bytes`, those files are rewritten into
+    /// target-size files in one `replace` snapshot that keeps the rows and
+    /// the committed offsets (see `iceberg_sink::compact`). It runs between
+    /// commits of this task, so it never races its own projector; a commit
+    /// by another writer makes it give up until the next interval. A
+    /// failure is logged and retried; it never fails the projection.
+    async fn compact(&mut self, now: i64) {
+        let Some(every) = self.config.compaction_interval_ms else {
+            return;
+        };
+        if now - self.compacted_ms < every {
+            return;
+        }
+        self.compacted_ms = now;
+        let policy = CompactionPolicy {
+            min_input_files: self.config.compaction_min_input_files,
+            max_input_bytes: COMPACT_MAX_INPUT_BYTES,
+            ..CompactionPolicy::for_target_file_size(self.config.target_file_size)
+        };
+        let labels = crate::metrics::TopicLabels {
+            topic: self.topic.clone(),
+        };
+        let tables = std::iter::once(&mut self.main).chain(self.dlq.as_mut());
+        for table in tables {
+            let started = std::time::Instant::now();
+            match table.writer.compact(&policy).await {
+                Ok(done) if done.conflict => {
+                    tracing::info!(table = %table.writer.ident(), "compaction lost to a concurrent commit; planned again next interval")
+                }
+                Ok(done) if done.groups > 0 => {
+                    tracing::info!(
+                        table = %table.writer.ident(),
+                        partitions = done.groups,
+                        files_removed = done.files_removed,
+                        files_added = done.files_added,
+                        bytes_removed = done.bytes_removed,
+                        bytes_added = done.bytes_added,
+                        rows = done.rows,
+                        ms = started.elapsed().as_millis() as u64,
+                        "compacted small iceberg data files"
+                    );
+                    if let Some(c) = self.cluster.upgrade() {
+                        c.metrics.iceberg_compactions.get_or_create(&labels).inc();
+                        c.metrics
+                            .iceberg_compacted_files
+                            .get_or_create(&labels)
+                            .inc_by(done.files_removed as u64);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(table = %table.writer.ident(), error = %error_chain(&e), "compaction failed; retrying next interval")
                 }
             }
         }
