@@ -172,8 +172,8 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
     };
     #[cfg(feature = "iceberg")]
     {
-        let projector = crate::projector::Projector::start(&cluster, cloud_plane.handle())
-            .map_err(|e| ServerError::Shard {
+        let projector =
+            crate::projector::Projector::start(&cluster).map_err(|e| ServerError::Shard {
                 shard: 0,
                 reason: format!("cannot start the iceberg projector: {e}"),
             })?;

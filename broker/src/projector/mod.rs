@@ -135,9 +135,62 @@ pub struct ProjectionStatus {
 type StatusMap = Arc<Mutex<BTreeMap<String, ProjectionStatus>>>;
 
 /// The projector service: a supervisor task that keeps one projection task
-/// per projected topic.
+/// per projected topic, on the projector's own runtime.
 pub struct Projector {
     status: StatusMap,
+    _runtime: ProjectorRuntime,
+}
+
+/// Worker threads of the projector's runtime.
+const PROJECTOR_THREADS: usize = 2;
+/// The nice value of the projector's threads (0 is the shards' and the
+/// cloud plane's).
+const PROJECTOR_NICE: i32 = 10;
+
+/// The projector's own Tokio runtime. Decoding records and encoding Parquet
+/// is CPU work with a deadline of `iceberg.target.lag.ms`, while produce
+/// and fetch answer clients now: its threads run at nice 10, so when the
+/// cores are busy the shards (and the cloud plane's uploads and remote
+/// reads) get the CPU first and the projection takes what is left; on an
+/// idle machine it runs at full speed. Shut down in the background when
+/// dropped (it may be dropped from async code).
+struct ProjectorRuntime(Option<tokio::runtime::Runtime>);
+
+impl ProjectorRuntime {
+    fn start() -> Result<ProjectorRuntime, ProjectError> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(PROJECTOR_THREADS)
+            .thread_name("floe-iceberg")
+            .on_thread_start(lower_thread_priority)
+            .enable_all()
+            .build()
+            .map(|rt| ProjectorRuntime(Some(rt)))
+            .map_err(|e| ProjectError::Catalog(format!("cannot start the projector runtime: {e}")))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("the projector runtime lives until dropped")
+            .handle()
+    }
+}
+
+impl Drop for ProjectorRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to [`PROJECTOR_NICE`]
+/// (on Linux a thread id names just that thread).
+fn lower_thread_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), PROJECTOR_NICE) {
+        tracing::warn!(error = %e, "cannot lower the priority of an iceberg projector thread");
+    }
 }
 
 impl std::fmt::Debug for Projector {
@@ -147,12 +200,12 @@ impl std::fmt::Debug for Projector {
 }
 
 impl Projector {
-    /// Starts the supervisor on the cloud plane. Tables go to the tier's
-    /// object store under `iceberg/<namespace>/`.
-    pub fn start(
-        cluster: &Arc<Cluster>,
-        handle: &tokio::runtime::Handle,
-    ) -> Result<Arc<Projector>, ProjectError> {
+    /// Starts the supervisor on the projector's own runtime (see
+    /// [`ProjectorRuntime`]). Tables go to the tier's object store under
+    /// `iceberg/<namespace>/`.
+    pub fn start(cluster: &Arc<Cluster>) -> Result<Arc<Projector>, ProjectError> {
+        let runtime = ProjectorRuntime::start()?;
+        let handle = runtime.handle().clone();
         let tier = cluster
             .tier
             .as_ref()
@@ -206,6 +259,7 @@ impl Projector {
         tracing::info!(catalog = %warehouses.catalog.describe(), warehouse = %root, namespace = %cluster.config.iceberg_namespace, "iceberg projector ready");
         let projector = Arc::new(Projector {
             status: Arc::default(),
+            _runtime: runtime,
         });
         let status = projector.status.clone();
         let weak = Arc::downgrade(cluster);
