@@ -907,3 +907,67 @@ def test_compaction_replaces_small_files_exactly_once(broker):
     assert_rows(pyiceberg_rows(tbl), want, "pyiceberg after more records")
     assert next_offsets(wh.metadata(topic)) == hwm
     assert_nothing_skipped(broker)
+
+
+def test_expiry_after_compaction_deletes_the_replaced_files(broker):
+    """Maintenance end to end: small files compacted, then snapshot expiry (max age 1 ms, keep 1)
+    deletes the snapshots before the compaction and the small files only they read. What stays
+    on storage is exactly what the table reads; both readers still return every row; the
+    committed offsets survive (the newest snapshot carries them) and projection goes on."""
+    from tier_support import metric_sum, scrape_metrics
+
+    wh = LocalWarehouse(broker.data_dir / "bucket")
+    topic = broker.create_topic(unique_topic("ice-expire"), partitions=1, **{
+        "iceberg.mode": "key_value",
+        "iceberg.target.lag.ms": "200",
+        "iceberg.partition.spec": "(kafka.partition)",
+        "iceberg.compaction.interval.ms": "1500",
+        "iceberg.compaction.min.input.files": "3",
+        "iceberg.snapshot.max.age.ms": "1",
+        "iceberg.snapshot.min.keep": "1",
+        "iceberg.snapshot.expire.interval.ms": "1500",
+    })
+    records: list[Rec] = []
+    reports: list[tuple[int, int]] = []
+    for b in range(5):
+        batch = make_records(30, seed=300 + b, partitions=1)
+        records += batch
+        reports += produce(broker.bootstrap, topic, batch)
+        wait_projected(broker, topic, high_watermarks(reports, 1), rows=len(records), timeout=PROJECT_TIMEOUT)
+    hwm = high_watermarks(reports, 1)
+
+    def compactions() -> float:
+        return metric_sum(scrape_metrics(broker.admin_addr), "floe_iceberg_compactions_total", topic=topic) or 0
+
+    wait_until(lambda: compactions() >= 1, 30, f"a compaction of {topic}", interval=0.5)
+
+    def live_names() -> set[str]:
+        return {p.rsplit("/", 1)[1] for p, _, _ in file_partitions(pyiceberg_table(wh, topic))}
+
+    def stored_names() -> set[str]:
+        return {p.rsplit("/", 1)[1] for p in wh.data_files(topic)}
+
+    def expired() -> bool:
+        return len(wh.metadata(topic)["snapshots"]) == 1 and stored_names() == live_names()
+
+    try:
+        wait_until(expired, 30, f"expiry down to the current snapshot and the files it reads in {topic}", interval=0.5)
+    except AssertionError as e:
+        ops = [s["summary"]["operation"] for s in wh.metadata(topic)["snapshots"]]
+        raise AssertionError(f"{e}: stored {sorted(stored_names())}, live {sorted(live_names())}, snapshots {ops}")
+    meta = wh.metadata(topic)
+    assert next_offsets(meta) == hwm, "the committed offsets went with the expired snapshots"
+    assert len(live_names()) < 5, f"not compacted: {live_names()}"
+    # Every manifest and manifest list the metadata names still exists.
+    tbl = pyiceberg_table(wh, topic)
+    want = expected_rows(records, reports)
+    assert_rows(pyiceberg_rows(tbl), want, "pyiceberg after expiry")
+    assert_rows(duckdb_rows(duckdb_connect(wh), wh.location(topic)), want, "DuckDB after expiry")
+
+    batch = make_records(30, seed=400, partitions=1)
+    records += batch
+    reports += produce(broker.bootstrap, topic, batch)
+    hwm = high_watermarks(reports, 1)
+    wait_projected(broker, topic, hwm, rows=len(records), timeout=PROJECT_TIMEOUT)
+    assert_rows(pyiceberg_rows(pyiceberg_table(wh, topic)), expected_rows(records, reports), "pyiceberg after more")
+    assert_nothing_skipped(broker)

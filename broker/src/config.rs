@@ -539,6 +539,13 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         validate: validate_retention,
     },
     TopicConfigDef {
+        name: "iceberg.snapshot.expire.interval.ms",
+        default: "600000",
+        kind: ConfigType::Long,
+        doc: "how often the projector expires old snapshots of the topic's tables",
+        validate: validate_positive,
+    },
+    TopicConfigDef {
         name: "iceberg.snapshot.min.keep",
         default: "10",
         kind: ConfigType::Int,
@@ -694,6 +701,7 @@ pub struct IcebergTopicConfig {
     /// Snapshot expiry: age (`None`: never) and how many always stay.
     pub snapshot_max_age_ms: Option<i64>,
     pub snapshot_min_keep: usize,
+    pub snapshot_expire_interval_ms: i64,
     /// Data files roll over at about this size; compaction's target.
     pub target_file_size: u64,
     /// Background compaction: how often (`None`: off) and from how many
@@ -755,6 +763,8 @@ impl TopicConfig {
                 snapshot_max_age_ms: Some(long("iceberg.snapshot.max.age.ms", 86_400_000))
                     .filter(|ms| *ms >= 0),
                 snapshot_min_keep: long("iceberg.snapshot.min.keep", 10).max(1) as usize,
+                snapshot_expire_interval_ms: long("iceberg.snapshot.expire.interval.ms", 600_000)
+                    .max(1),
                 target_file_size: long("iceberg.target.file.size.bytes", 128 << 20).max(1) as u64,
                 compaction_interval_ms: Some(long("iceberg.compaction.interval.ms", 600_000))
                     .filter(|_| get("iceberg.compaction.enable") != "false")

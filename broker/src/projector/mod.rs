@@ -58,8 +58,6 @@ const WRITE_BYTES: usize = 64 << 20;
 const SUPERVISE_EVERY: Duration = Duration::from_secs(1);
 /// Pause after a failed attempt before the task starts over.
 const RETRY_AFTER: Duration = Duration::from_secs(2);
-/// How often snapshot expiry runs on a projected table.
-const EXPIRE_EVERY_MS: i64 = 10 * 60 * 1000;
 /// The most small-file bytes one compaction run rewrites (per table), so a
 /// run holds the projection back for seconds, not minutes; the rest is
 /// compacted in later runs.

@@ -21,9 +21,9 @@ use schemas::ParsedSchema;
 use schemas::wire::{Framed, SchemaId, parse_message_indexes};
 
 use super::{
-    COMPACT_MAX_INPUT_BYTES, EXPIRE_EVERY_MS, PartitionStatus, ProjectError, ProjectionStatus,
-    READ_BYTES, StatusMap, TaskKey, WRITE_BYTES, Warehouses, error_chain, fresh_incarnation,
-    kafka_only_schema, latest_value_schema, log_bounds, open_dlq,
+    COMPACT_MAX_INPUT_BYTES, PartitionStatus, ProjectError, ProjectionStatus, READ_BYTES,
+    StatusMap, TaskKey, WRITE_BYTES, Warehouses, error_chain, fresh_incarnation, kafka_only_schema,
+    latest_value_schema, log_bounds, open_dlq,
 };
 use crate::config::{IcebergMode, IcebergTopicConfig};
 use crate::error_code;
@@ -676,7 +676,7 @@ impl Projection {
     }
 
     /// Table maintenance after a commit, at most every
-    /// [`EXPIRE_EVERY_MS`]: snapshots older than `iceberg.snapshot.max.age.ms`
+    /// `iceberg.snapshot.expire.interval.ms`: snapshots older than `iceberg.snapshot.max.age.ms`
     /// beyond the newest `iceberg.snapshot.min.keep` are expired, and the
     /// files only they reference deleted. The snapshot carrying the
     /// committed offsets is always kept. A failure is logged and retried
@@ -685,7 +685,7 @@ impl Projection {
         let Some(max_age) = self.config.snapshot_max_age_ms else {
             return;
         };
-        if now - self.expired_ms < EXPIRE_EVERY_MS {
+        if now - self.expired_ms < self.config.snapshot_expire_interval_ms {
             return;
         }
         self.expired_ms = now;
