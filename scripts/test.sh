@@ -217,7 +217,9 @@ fi
 if [[ "$E2E_PROFILE" == release ]]; then
     step "cargo build --release -p broker" cargo build --release -p broker
 else
-    step "cargo build -p broker (dev profile, the test build's artifacts)" run_cargo build -p broker
+    # --workspace: the features unified as in the test build, so its artifacts are reused
+    # (`-p broker` alone resolves other features and rebuilt dozens of dependencies: 290 s).
+    step "cargo build --workspace --bins (dev profile, the test build's artifacts)" run_cargo build --workspace --bins
 fi
 [[ -x "$E2E_BIN" ]] || {
     echo "!!! FAILED: cargo build succeeded but $E2E_BIN does not exist" >&2
