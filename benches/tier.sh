@@ -40,12 +40,15 @@ endpoint="http://127.0.0.1:$s3_port"
 export AWS_ENDPOINT_URL=$endpoint AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x \
     AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
 
-# One counter of the broker's /metrics (0 when absent).
+# One counter of the broker's /metrics (0 when absent; seconds to 0.01 s).
 metric() {
-    curl -sf "http://$admin/metrics" | awk -v m="$1" '$1 == m {v = $2} END {printf "%.0f\n", v + 0}'
+    local format="%.0f\n"
+    [[ $1 == *_seconds_total ]] && format="%.2f\n"
+    curl -sf "http://$admin/metrics" | awk -v m="$1" -v f="$format" '$1 == m {v = $2} END {printf f, v + 0}'
 }
 tier_counters="floe_tier_upload_bytes_total floe_tier_remote_fetched_bytes_total \
-floe_tier_remote_read_bytes_total floe_tier_cache_hits_total floe_tier_cache_misses_total"
+floe_tier_remote_read_bytes_total floe_tier_cache_hits_total floe_tier_cache_misses_total \
+floe_tier_remote_read_wait_seconds_total"
 snapshot() {
     local m out=""
     for m in $tier_counters; do out+="$(metric "$m") "; done

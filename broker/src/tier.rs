@@ -100,7 +100,15 @@ impl Tier {
         let config = store_config(&settings, &settings.object_store);
         let remote = shadow_index::store::open_store_with(&config)?;
         runtime.block_on(remote.check())?;
-        let cache = ChunkCache::open(&settings.cache_dir, settings.cache_bytes)?;
+        // The memory tier holds the chunks readers are in (chunks fetched
+        // ahead are held by the reader, within its own budget): 8 chunks,
+        // 128 MiB at the default 16 MiB, so 8 partitions read at once each
+        // keep theirs. Worst case per broker (see `shadow_index::reader`):
+        // this + 8 chunks ahead + 128 MiB of cache writes + 2 chunks per
+        // remote read in progress.
+        let memory = settings.cache_bytes.min(8 * settings.chunk_bytes);
+        let cache =
+            ChunkCache::open_with_memory(&settings.cache_dir, settings.cache_bytes, memory)?;
         cache.set_min_free_bytes(
             2 * crate::disk_guard::reserve_at(&settings.cache_dir, settings.min_free_bytes),
         );
@@ -119,6 +127,16 @@ impl Tier {
                 ..UploaderConfig::default()
             },
         );
+        // Chunk buffers a burst of cold reads left unused go back to the
+        // allocator after a minute.
+        let buffers = reader.buffers().clone();
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                every.tick().await;
+                buffers.trim(Duration::from_secs(60));
+            }
+        });
         let tier = Tier {
             remote,
             uploader,

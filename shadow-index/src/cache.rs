@@ -3,45 +3,62 @@
 //! Chunks (fixed-size byte ranges of remote `.log` objects) are kept as files
 //! in one directory, evicted least-recently-used first when the total passes
 //! `max_bytes`. Readers ask for byte ranges ([`ChunkCache::get_range`]): only
-//! the blocks holding the range are read from the file (the page cache keeps
-//! hot files in memory), so returning 1 MiB of a 16 MiB chunk reads and
-//! checks about 1 MiB. A small in-memory tier in front holds the most
-//! recently fetched chunks, and chunks whose file is still being written are
-//! served from memory until the file is in place.
+//! the blocks holding the range are read from the file, so returning 1 MiB
+//! of a 16 MiB chunk reads and checks about 1 MiB. A small in-memory tier in
+//! front holds the chunks readers are in, and chunks whose file is still
+//! being written are served from memory until the file is in place.
+//!
+//! Chunk data is written and read with direct I/O (`O_DIRECT`) where the
+//! filesystem allows: caching a chunk copies nothing into the page cache
+//! and reading a range back is a DMA into a reused buffer, so the cache
+//! neither pushes the log's hot pages out of the page cache nor pays for
+//! fresh page-cache pages (on a VM whose host reclaims idle guest memory
+//! that first touch cost more than the rest of a cold read together:
+//! measured in `benches/RESULTS.md`, tiered storage run 4).
 //!
 //! Each file is `<fnv64(key, chunk):016x>.chunk` and starts with a header:
-//! `b"FLC2"`, key length `u16`, key, chunk index `u64`, data length `u64`,
+//! `b"FLC3"`, key length `u16`, key, chunk index `u64`, data length `u64`,
 //! block size `u32`, one CRC32C `u32` per block of the data, and a CRC32C
-//! `u32` of all the header bytes before it; then the data. Every read
-//! checks the header (magic, key, chunk, length, header CRC) and the CRC of
-//! every block it reads. Files are written to `*.tmp` and renamed, so a
-//! crash leaves either a whole chunk or a temp file.
+//! `u32` of all the header bytes before it; zeros up to the next 4 KiB
+//! boundary; then the data. Every read checks the header (magic, key,
+//! chunk, length, header CRC) and the CRC of every block it reads. Files are
+//! written to `*.tmp` and renamed, so a crash leaves either a whole chunk
+//! or a temp file (a torn file fails its CRCs: a miss). The padding puts
+//! the data on a 4 KiB boundary for direct I/O; a chunk whose buffer is
+//! not page-aligned is written through the page cache, and a filesystem
+//! without direct I/O (tmpfs) gets buffered writes and reads.
 //!
 //! The cache survives restarts: [`ChunkCache::open`] deletes temp files and
 //! rebuilds the LRU order from the remaining files' modification times. A
 //! file whose header or a block CRC does not match on read is deleted and
 //! treated as a miss, so the cache can lose data but never return wrong
-//! bytes. (Files of the older single-CRC format fail the magic check and
-//! are dropped the same way.)
+//! bytes. (Files of the older formats fail the magic check and are dropped
+//! the same way.)
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Notify;
 
+use crate::buffers::ChunkBuffers;
 use crate::error::{Error, Result};
 
-const CHUNK_MAGIC: &[u8; 4] = b"FLC2";
+mod file;
 
-/// Bytes covered by one CRC in a chunk file: a range read checks (and
-/// reads) the whole blocks holding it.
-pub const BLOCK_SIZE: u64 = 64 << 10;
+pub use file::BLOCK_SIZE;
+use file::{chunk_file_len, file_name, read_chunk_file, write_chunk_file};
+
+/// Default bytes of chunk files being written at once, at most: a chunk
+/// fetched while its file would pass this is served but not cached on
+/// disk, so a slow disk never makes the cache hold more than this in
+/// memory for writes (pending chunks are served from memory until their
+/// file is in place). 8 chunks of the default 16 MiB.
+pub const MAX_PENDING_BYTES: u64 = 128 << 20;
 
 /// An object key and a chunk number.
 type ChunkId = (String, u64);
@@ -68,6 +85,10 @@ struct Inner {
     /// Chunk files are written only while the filesystem keeps this much
     /// free besides them (0: no floor).
     min_free_bytes: AtomicU64,
+    /// See [`MAX_PENDING_BYTES`].
+    max_pending_bytes: AtomicU64,
+    /// Buffers for large range reads (the reader's).
+    buffers: OnceLock<ChunkBuffers>,
     state: Mutex<State>,
     /// Woken whenever a pending write ends.
     written: Notify,
@@ -85,8 +106,10 @@ struct State {
     /// Chunks whose file is being written, with the write's generation: a
     /// write lands only if its entry is still here when it finishes.
     pending: HashMap<ChunkId, (Bytes, u64)>,
-    /// Chunk files being written (pending or no longer wanted).
+    /// Chunk files being written (pending or no longer wanted), and their
+    /// bytes.
     writing: usize,
+    pending_bytes: u64,
     gauge: Option<Gauge>,
 }
 
@@ -169,6 +192,7 @@ struct WriteGuard {
     cache: ChunkCache,
     id: ChunkId,
     generation: u64,
+    bytes: u64,
 }
 
 impl Drop for WriteGuard {
@@ -178,6 +202,7 @@ impl Drop for WriteGuard {
             state.pending.remove(&self.id);
         }
         state.writing -= 1;
+        state.pending_bytes -= self.bytes;
         drop(state);
         self.cache.inner.written.notify_waiters();
     }
@@ -233,6 +258,8 @@ impl ChunkCache {
                 max_bytes,
                 memory_max_bytes,
                 min_free_bytes: AtomicU64::new(0),
+                max_pending_bytes: AtomicU64::new(MAX_PENDING_BYTES),
+                buffers: OnceLock::new(),
                 state: Mutex::new(state),
                 written: Notify::new(),
             }),
@@ -253,6 +280,18 @@ impl ChunkCache {
         self.inner.min_free_bytes.store(bytes, Ordering::Relaxed);
     }
 
+    /// Bytes of chunk files written at once, at most (default
+    /// [`MAX_PENDING_BYTES`]); chunks past it are not cached on disk.
+    pub fn set_max_pending_bytes(&self, bytes: u64) {
+        self.inner.max_pending_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Reads ranges of more than 1 MiB into buffers of `buffers` (reused
+    /// memory) from now on; the first pool given stays.
+    pub fn use_buffers(&self, buffers: ChunkBuffers) {
+        let _ = self.inner.buffers.set(buffers);
+    }
+
     /// Reports the disk usage into `gauge` from now on.
     pub fn set_gauge(&self, gauge: Gauge) {
         let mut state = self.state();
@@ -268,6 +307,16 @@ impl ChunkCache {
     /// Number of chunk files on disk.
     pub fn disk_chunks(&self) -> usize {
         self.state().disk.len()
+    }
+
+    /// Chunk files being written now (each holds its chunk in memory).
+    pub fn writes_in_progress(&self) -> usize {
+        self.state().writing
+    }
+
+    /// The memory tier's budget.
+    pub fn memory_max_bytes(&self) -> u64 {
+        self.inner.memory_max_bytes
     }
 
     /// The configured disk budget.
@@ -287,6 +336,14 @@ impl ChunkCache {
         state.memory.contains_key(&id)
             || state.pending.contains_key(&id)
             || state.disk.contains_key(&file_name(key, chunk))
+    }
+
+    /// Whether chunk `chunk` of `key` is in the memory tier or being
+    /// written (served from memory, no disk read).
+    pub fn in_memory(&self, key: &str, chunk: u64) -> bool {
+        let id = (key.to_owned(), chunk);
+        let state = self.state();
+        state.memory.contains_key(&id) || state.pending.contains_key(&id)
     }
 
     /// The cached bytes of chunk `chunk` of object `key`, if held.
@@ -335,10 +392,12 @@ impl ChunkCache {
         }
         let path = self.inner.dir.join(&name);
         let owned_key = key.to_owned();
-        let read =
-            tokio::task::spawn_blocking(move || read_chunk_file(&path, &owned_key, chunk, want))
-                .await
-                .map_err(Error::Task)?;
+        let buffers = self.inner.buffers.get().cloned();
+        let read = tokio::task::spawn_blocking(move || {
+            read_chunk_file(&path, &owned_key, chunk, want, buffers.as_ref())
+        })
+        .await
+        .map_err(Error::Task)?;
         let mut state = self.state();
         match read {
             Some(data) => {
@@ -375,7 +434,7 @@ impl ChunkCache {
     /// is best effort: an I/O error is returned, but the cache stays
     /// consistent.
     pub async fn insert(&self, key: &str, chunk: u64, data: Bytes) -> Result<()> {
-        match self.begin_insert(key, chunk, &data) {
+        match self.begin_insert(key, chunk, &data, true) {
             Some(guard) => self.write(data, guard).await,
             None => Ok(()),
         }
@@ -386,7 +445,26 @@ impl ChunkCache {
     /// logged). [`ChunkCache::flush`] waits for such writes. Needs a Tokio
     /// runtime.
     pub fn insert_in_background(&self, key: &str, chunk: u64, data: Bytes) {
-        let Some(guard) = self.begin_insert(key, chunk, &data) else {
+        self.store_in_background(key, chunk, data, true);
+    }
+
+    /// Writes the file of chunk `chunk` of object `key` in the background
+    /// without putting it in the memory tier (a prefetched chunk, held by
+    /// the reader until read); it is served from memory until the file is
+    /// written.
+    pub fn write_in_background(&self, key: &str, chunk: u64, data: Bytes) {
+        self.store_in_background(key, chunk, data, false);
+    }
+
+    /// Puts chunk `chunk` of object `key` in the memory tier only (it is
+    /// cached on disk already, or being written).
+    pub fn keep_in_memory(&self, key: &str, chunk: u64, data: Bytes) {
+        let max = self.inner.memory_max_bytes;
+        self.state().add_memory((key.to_owned(), chunk), data, max);
+    }
+
+    fn store_in_background(&self, key: &str, chunk: u64, data: Bytes, memory: bool) {
+        let Some(guard) = self.begin_insert(key, chunk, &data, memory) else {
             return;
         };
         let cache = self.clone();
@@ -411,22 +489,39 @@ impl ChunkCache {
         }
     }
 
-    /// Puts the chunk in memory and, if a file of it fits the budget, marks
-    /// it pending; returns the guard of its write.
-    fn begin_insert(&self, key: &str, chunk: u64, data: &Bytes) -> Option<WriteGuard> {
+    /// Puts the chunk in memory (with `memory`) and, if a file of it fits
+    /// the budget and the files being written stay within their limit
+    /// ([`MAX_PENDING_BYTES`] by default), marks it pending; returns the
+    /// guard of its write.
+    fn begin_insert(
+        &self,
+        key: &str,
+        chunk: u64,
+        data: &Bytes,
+        memory: bool,
+    ) -> Option<WriteGuard> {
         let id = (key.to_owned(), chunk);
         let mut state = self.state();
-        state.add_memory(id.clone(), data.clone(), self.inner.memory_max_bytes);
+        if memory {
+            state.add_memory(id.clone(), data.clone(), self.inner.memory_max_bytes);
+        }
         if chunk_file_len(key, data.len()) > self.inner.max_bytes {
+            return None;
+        }
+        let max_pending = self.inner.max_pending_bytes.load(Ordering::Relaxed);
+        if state.pending_bytes + data.len() as u64 > max_pending {
+            tracing::debug!(%key, chunk, "chunk cache writes behind: chunk not cached on disk");
             return None;
         }
         let generation = state.next_tick();
         state.pending.insert(id.clone(), (data.clone(), generation));
         state.writing += 1;
+        state.pending_bytes += data.len() as u64;
         Some(WriteGuard {
             cache: self.clone(),
             id,
             generation,
+            bytes: data.len() as u64,
         })
     }
 
@@ -568,134 +663,11 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     Some(st.f_bavail.saturating_mul(st.f_frsize.max(1)))
 }
 
-fn file_name(key: &str, chunk: u64) -> String {
-    // FNV-1a, 64 bit: a stable spread of names; the header check makes a
-    // collision a miss, never a wrong answer.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in key.as_bytes().iter().chain(&chunk.to_be_bytes()) {
-        hash ^= *byte as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}.chunk")
-}
-
-fn block_count(data_len: u64) -> u64 {
-    data_len.div_ceil(BLOCK_SIZE)
-}
-
-/// Bytes of the header before the data.
-fn header_len(key_len: usize, data_len: u64) -> u64 {
-    (4 + 2 + key_len + 8 + 8 + 4 + 4) as u64 + 4 * block_count(data_len)
-}
-
-fn chunk_file_len(key: &str, data_len: usize) -> u64 {
-    header_len(key.len(), data_len as u64) + data_len as u64
-}
-
-fn write_chunk_file(tmp: &Path, key: &str, chunk: u64, data: &[u8]) -> Result<()> {
-    let blocks = block_count(data.len() as u64) as usize;
-    let mut header = BytesMut::with_capacity(header_len(key.len(), data.len() as u64) as usize);
-    header.put_slice(CHUNK_MAGIC);
-    header.put_u16(key.len() as u16);
-    header.put_slice(key.as_bytes());
-    header.put_u64(chunk);
-    header.put_u64(data.len() as u64);
-    header.put_u32(BLOCK_SIZE as u32);
-    for block in data.chunks(BLOCK_SIZE as usize) {
-        header.put_u32(crc32c::crc32c(block));
-    }
-    debug_assert_eq!(
-        header.len(),
-        header_len(key.len(), data.len() as u64) as usize - 4
-    );
-    debug_assert!(blocks == 0 || header.len() > blocks * 4);
-    let crc = crc32c::crc32c(&header);
-    header.put_u32(crc);
-    let io = |source| Error::Io {
-        path: tmp.to_owned(),
-        source,
-    };
-    let mut file = std::fs::File::create(tmp).map_err(io)?;
-    file.write_all(&header)
-        .and_then(|()| file.write_all(data))
-        .map_err(io)
-}
-
-/// Reads exactly `len` bytes at the file's position into a fresh buffer.
-fn read_exact_vec(file: &mut std::fs::File, len: u64) -> Option<Vec<u8>> {
-    let mut buf = Vec::with_capacity(usize::try_from(len).ok()?);
-    file.take(len).read_to_end(&mut buf).ok()?;
-    (buf.len() as u64 == len).then_some(buf)
-}
-
-/// The data of a chunk file (all of it, or `range` of it when the chunk is
-/// `len` bytes long) if the file is whole, is the chunk asked for and every
-/// block read matches its CRC.
-fn read_chunk_file(
-    path: &Path,
-    key: &str,
-    chunk: u64,
-    want: Option<(u64, Range<u64>)>,
-) -> Option<Bytes> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let file_len = file.metadata().ok()?.len();
-    let fixed = 4 + 2 + key.len() + 8 + 8 + 4;
-    if file_len < fixed as u64 + 4 {
-        return None;
-    }
-    let head = read_exact_vec(&mut file, fixed as u64)?;
-    let mut b = &head[..];
-    if &b[..4] != CHUNK_MAGIC {
-        return None;
-    }
-    b.advance(4);
-    if b.get_u16() as usize != key.len() || &b[..key.len()] != key.as_bytes() {
-        return None;
-    }
-    b.advance(key.len());
-    let stored_chunk = b.get_u64();
-    let len = b.get_u64();
-    let block_size = b.get_u32() as u64;
-    if stored_chunk != chunk
-        || block_size != BLOCK_SIZE
-        || file_len.checked_sub(len) != Some(header_len(key.len(), len))
-    {
-        return None;
-    }
-    let range = match want {
-        Some((expected, range)) if expected == len && range.end <= len => range,
-        Some(_) => return None,
-        None => 0..len,
-    };
-    let blocks = block_count(len);
-    let table = read_exact_vec(&mut file, 4 * blocks + 4)?;
-    let (crcs, header_crc) = table.split_at(table.len() - 4);
-    let computed = crc32c::crc32c_append(crc32c::crc32c(&head), crcs);
-    if computed.to_be_bytes() != header_crc {
-        return None;
-    }
-    if range.is_empty() {
-        return Some(Bytes::new());
-    }
-    let first = range.start / BLOCK_SIZE;
-    let last = (range.end - 1) / BLOCK_SIZE;
-    let from = first * BLOCK_SIZE;
-    let to = ((last + 1) * BLOCK_SIZE).min(len);
-    file.seek(SeekFrom::Start(header_len(key.len(), len) + from))
-        .ok()?;
-    let data = read_exact_vec(&mut file, to - from)?;
-    for (i, block) in data.chunks(BLOCK_SIZE as usize).enumerate() {
-        let at = (first as usize + i) * 4;
-        if crc32c::crc32c(block).to_be_bytes() != crcs[at..at + 4] {
-            return None;
-        }
-    }
-    Some(Bytes::from(data).slice((range.start - from) as usize..(range.end - from) as usize))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::file::{data_offset, header_len};
     use super::*;
+    use crate::buffers::ALIGN;
 
     #[tokio::test]
     async fn a_free_space_floor_evicts_files_and_then_keeps_chunks_in_memory() {
@@ -816,8 +788,8 @@ mod tests {
         // Damage in block 1 of the data.
         let path = dir.path().join(file_name("key", 2));
         let mut raw = std::fs::read(&path).unwrap();
-        let header = header_len(3, n) as usize;
-        raw[header + BLOCK_SIZE as usize + 17] ^= 0x20;
+        let data_at = data_offset(3, n) as usize;
+        raw[data_at + BLOCK_SIZE as usize + 17] ^= 0x20;
         std::fs::write(&path, &raw).unwrap();
         // Reads of other blocks return right bytes; a read touching block 1
         // is a miss and drops the file.
@@ -878,6 +850,58 @@ mod tests {
         std::fs::write(&path, &raw).unwrap();
         assert!(cache.get("k", 0).await.unwrap().is_none());
         assert_eq!(cache.disk_chunks(), 0);
+    }
+
+    #[tokio::test]
+    async fn aligned_chunks_are_written_direct_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::open_with_memory(dir.path(), 1 << 30, 0).unwrap();
+        let pool = crate::buffers::ChunkBuffers::new(1 << 20, 1);
+        // A whole number of 4 KiB blocks, and one with a partial last block.
+        for (chunk, len) in [(0u64, 3 * ALIGN), (1, 2 * BLOCK_SIZE as usize + 777)] {
+            let data = pattern(len);
+            let mut buffer = pool.take(len);
+            assert!(buffer.extend(&data));
+            let aligned = buffer.freeze();
+            assert_eq!(aligned.as_ptr().align_offset(ALIGN), 0);
+            cache.insert("key", chunk, aligned).await.unwrap();
+            let path = dir.path().join(file_name("key", chunk));
+            let on_disk = std::fs::metadata(&path).unwrap().len();
+            assert_eq!(on_disk, chunk_file_len("key", len), "no padding left");
+            let n = len as u64;
+            for range in [0..n, 1..n - 1, n - 1..n] {
+                let got = cache.get_range("key", chunk, n, range.clone()).await;
+                assert_eq!(
+                    got.unwrap().unwrap(),
+                    data.slice(range.start as usize..range.end as usize)
+                );
+            }
+            assert_eq!(cache.get("key", chunk).await.unwrap().unwrap(), data);
+        }
+    }
+
+    // One thread: the writes cannot end between the inserts.
+    #[tokio::test]
+    async fn writes_past_the_pending_limit_are_served_but_not_cached_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::open_with_memory(dir.path(), 1 << 30, 1 << 20).unwrap();
+        cache.set_max_pending_bytes(2_500);
+        let chunk = |i: u8| Bytes::from(vec![i; 1000]);
+        // Three chunks at once: the third would pass 2,500 bytes of writes.
+        for i in 0..3 {
+            cache.insert_in_background("k", i, chunk(i as u8));
+        }
+        assert_eq!(cache.writes_in_progress(), 2);
+        for i in 0..3 {
+            assert_eq!(cache.get("k", i).await.unwrap().unwrap(), chunk(i as u8));
+        }
+        cache.flush().await;
+        assert_eq!(cache.writes_in_progress(), 0);
+        assert_eq!(cache.disk_chunks(), 2);
+        // Once the writes are done, new ones are cached again.
+        cache.insert_in_background("k", 3, chunk(3));
+        cache.flush().await;
+        assert_eq!(cache.disk_chunks(), 3);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,7 +45,8 @@ pub enum Error {
         source: object_store::Error,
     },
 
-    /// A ranged GET returned fewer bytes than asked (a truncated body).
+    /// A ranged GET returned another number of bytes than asked (a
+    /// truncated body, or a server that ignored the range).
     #[error("short read of {key}: asked bytes {start}..{end}, got {got}")]
     ShortRead {
         key: String,

@@ -19,7 +19,9 @@
 //! | [`index`] | batch-header parsing, [`validate_batches`](index::validate_batches), the streaming [`BatchScanner`](index::BatchScanner) and the [`RemoteIndex`](index::RemoteIndex) object |
 //! | [`uploader`] | [`Uploader::upload_segment`](uploader::Uploader::upload_segment): data, index, then manifest |
 //! | [`reader`] | [`RemoteReader::read`](reader::RemoteReader::read), timestamp lookup, prefetch |
-//! | [`cache`] | [`ChunkCache`](cache::ChunkCache): on-disk LRU by bytes, survives restarts |
+//! | `prefetch` | read-ahead depth from each reader's rate and the GET time; chunks fetched ahead, within a budget |
+//! | [`buffers`] | [`ChunkBuffers`](buffers::ChunkBuffers): reused, page-aligned buffers that chunk GETs fill |
+//! | [`cache`] | [`ChunkCache`](cache::ChunkCache): on-disk LRU by bytes, survives restarts, direct I/O; `cache/file.rs` the chunk file format |
 //! | [`retention`] | retention.ms/bytes, delete-records, topic deletion, the orphan sweeper |
 //! | [`recovery`] | topics, partition counts, configs and offsets from the bucket |
 //! | [`retry`] | exponential backoff with full jitter |
@@ -74,12 +76,14 @@
 //! # }
 //! ```
 
+pub mod buffers;
 pub mod cache;
 pub mod error;
 pub mod index;
 pub mod layout;
 pub mod manifest;
 pub mod metrics;
+mod prefetch;
 pub mod reader;
 pub mod recovery;
 pub mod retention;

@@ -5,6 +5,8 @@
 //! counts into the same series. [`Metrics::register`] adds them to the
 //! broker's registry under the prefix `floe_tier`.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -32,6 +34,9 @@ pub struct Metrics {
     pub fetched_bytes: Counter,
     /// Seconds per remote read.
     pub read_seconds: Histogram,
+    /// Seconds remote reads spent waiting for chunk GETs (their own or a
+    /// prefetch's in flight): what prefetch did not hide.
+    pub read_wait_seconds: Counter<f64, AtomicU64>,
     /// Chunk lookups answered by the cache.
     pub cache_hits: Counter,
     /// Chunk lookups that went to the object store.
@@ -55,6 +60,7 @@ impl Default for Metrics {
             read_bytes: Counter::default(),
             fetched_bytes: Counter::default(),
             read_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            read_wait_seconds: Counter::default(),
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             cache_bytes: Gauge::default(),
@@ -107,6 +113,11 @@ impl Metrics {
             "remote_read_seconds",
             "Latency of remote reads",
             self.read_seconds.clone(),
+        );
+        r.register(
+            "remote_read_wait_seconds",
+            "Seconds remote reads waited for chunk GETs",
+            self.read_wait_seconds.clone(),
         );
         r.register(
             "cache_hits",

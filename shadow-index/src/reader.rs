@@ -14,12 +14,41 @@
 //! is retried and then reported as a retriable error. Wrong bytes are never
 //! returned.
 //!
-//! Prefetch: a read that continues where the previous read of the partition
-//! ended (a sequential consumer) starts background fetches of the next
-//! `prefetch_chunks` chunks (of the same segment, then of the following
-//! ones); any other read that ends in the second half of a chunk fetches the
-//! next one. At most `max_prefetches` run at once; a fetched chunk is usable
-//! at once while its cache file is written in the background.
+//! Prefetch (module `prefetch`): a read that continues where the
+//! previous read of the partition ended (a sequential consumer) keeps the
+//! next chunks coming (of the same segment, then of the following ones,
+//! with their `.index` objects), as many as its rate times the time a chunk
+//! takes to arrive needs, between `prefetch_chunks` and
+//! `max_prefetch_chunks`: from the store, or, when a chunk is cached on
+//! disk, from its cache file (one direct read of the whole chunk, every
+//! block checked); any other read that ends in the second half of a chunk
+//! fetches the next one. A fetched chunk is usable at once while its cache
+//! file is written in the background.
+//!
+//! # Memory
+//!
+//! Chunks live in [`ChunkBuffers`] (reused, page-aligned). At any time a
+//! reader holds, in chunk buffers of `chunk_size` bytes:
+//! - per read in progress: the chunks its bytes come from, one (a read
+//!   stays within the chunk it starts in), two when its first batch runs
+//!   into the next chunk (more only for a batch larger than a chunk); a
+//!   range of more than 1 MiB read from a cache file takes a buffer too;
+//! - for all partitions together: at most `max_ahead_chunks` fetched ahead
+//!   (in flight, or landed and not yet read), `max_prefetches` GETs of them
+//!   at once;
+//! - the cache's memory tier ([`ChunkCache::open_with_memory`]) and chunks
+//!   whose cache file is being written (at most
+//!   [`MAX_PENDING_BYTES`](crate::cache::MAX_PENDING_BYTES) by default,
+//!   more are not cached on disk).
+//!
+//! These sets share buffers (a chunk is in the memory tier and being
+//! written at once), so the sum is an upper bound: with the defaults and
+//! 16 MiB chunks, 8 x 16 MiB ahead + the memory tier + 8 x 16 MiB of
+//! writes + 16 to 32 MiB per read in progress (one per partition of each
+//! Fetch being served). Unused buffers are kept for reuse, at most
+//! `max_ahead_chunks` plus the memory tier's chunks
+//! ([`ChunkBuffers::trim`] frees them); they are not on top of the bound:
+//! a buffer is allocated only when no unused one is left.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,10 +57,12 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
 
+use crate::buffers::ChunkBuffers;
 use crate::cache::ChunkCache;
 use crate::error::{Error, Result};
 use crate::index::{BATCH_HEADER_LEN, BatchHeader, RemoteIndex};
 use crate::manifest::{PartitionManifest, SegmentMeta};
+use crate::prefetch::{Admitted, ChunkId, Readahead};
 use crate::retry::retry;
 use crate::store::Remote;
 
@@ -43,9 +74,6 @@ pub const DEFAULT_CHUNK_SIZE: u64 = 16 << 20;
 /// in its indexed span) need no second read.
 const READ_SLACK: u64 = 64 << 10;
 
-/// Partitions whose last read position is remembered for prefetch.
-const MAX_TRACKED_PARTITIONS: usize = 65_536;
-
 /// Reader settings.
 #[derive(Debug, Clone)]
 pub struct ReaderConfig {
@@ -53,10 +81,16 @@ pub struct ReaderConfig {
     pub chunk_size: u64,
     /// Prefetch chunks ahead of sequential readers.
     pub prefetch: bool,
-    /// Chunks fetched ahead of a sequential reader (at least 1).
+    /// Chunks kept coming ahead of a sequential reader, at least (1 or
+    /// more)...
     pub prefetch_chunks: usize,
-    /// Prefetch tasks running at once.
+    /// ... and at most, when its rate times the GET time needs more.
+    pub max_prefetch_chunks: usize,
+    /// Prefetch GETs running at once.
     pub max_prefetches: usize,
+    /// Chunks fetched ahead for all partitions together: prefetches in
+    /// flight plus landed chunks no read has taken yet.
+    pub max_ahead_chunks: usize,
     /// Parsed `.index` objects kept in memory.
     pub index_cache_entries: usize,
 }
@@ -67,7 +101,9 @@ impl Default for ReaderConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             prefetch: true,
             prefetch_chunks: 2,
+            max_prefetch_chunks: 4,
             max_prefetches: 4,
+            max_ahead_chunks: 8,
             index_cache_entries: 1024,
         }
     }
@@ -108,19 +144,12 @@ struct Inner {
     remote: Remote,
     cache: ChunkCache,
     config: ReaderConfig,
+    buffers: ChunkBuffers,
     indexes: Mutex<IndexCache>,
     fetches: Mutex<HashMap<ChunkId, Arc<tokio::sync::Mutex<()>>>>,
     prefetches: Arc<Semaphore>,
-    /// Per partition: where its last read ended, for prefetch.
-    last_reads: Mutex<HashMap<(String, i32), LastRead>>,
+    readahead: Readahead,
 }
-
-/// Where a partition's last read ended: object key, byte position, and
-/// whether that was the object's end.
-type LastRead = (String, u64, bool);
-
-/// An object key and a chunk number.
-type ChunkId = (String, u64);
 
 #[derive(Default)]
 struct IndexCache {
@@ -198,15 +227,29 @@ impl RemoteReader {
     pub fn with_config(remote: Remote, cache: ChunkCache, config: ReaderConfig) -> RemoteReader {
         cache.set_gauge(remote.metrics().cache_bytes.clone());
         let prefetches = Arc::new(Semaphore::new(config.max_prefetches));
+        // Keep as many unused buffers as chunks ahead and in the memory
+        // tier can take again.
+        let memory_chunks = cache.memory_max_bytes() / config.chunk_size.max(1);
+        let buffers = ChunkBuffers::new(
+            usize::try_from(config.chunk_size).unwrap_or(usize::MAX),
+            config.max_ahead_chunks + usize::try_from(memory_chunks).unwrap_or(0),
+        );
+        cache.use_buffers(buffers.clone());
+        let readahead = Readahead::new(
+            config.prefetch_chunks,
+            config.max_prefetch_chunks,
+            config.max_ahead_chunks,
+        );
         RemoteReader {
             inner: Arc::new(Inner {
                 remote,
                 cache,
                 config,
+                buffers,
                 indexes: Mutex::new(IndexCache::default()),
                 fetches: Mutex::new(HashMap::new()),
                 prefetches,
-                last_reads: Mutex::new(HashMap::new()),
+                readahead,
             }),
         }
     }
@@ -229,6 +272,17 @@ impl RemoteReader {
     /// The chunk cache.
     pub fn cache(&self) -> &ChunkCache {
         &self.inner.cache
+    }
+
+    /// The buffers chunks are fetched into.
+    pub fn buffers(&self) -> &ChunkBuffers {
+        &self.inner.buffers
+    }
+
+    /// Chunks fetched ahead for sequential readers: prefetches in flight
+    /// plus landed chunks no read has taken yet.
+    pub fn chunks_ahead(&self) -> usize {
+        self.inner.readahead.ahead()
     }
 
     /// `(remote start, remote end)` of a partition: the earliest readable
@@ -289,7 +343,7 @@ impl RemoteReader {
                 // damaged in the cache or in transit are fetched again; an
                 // object damaged in the store fails again.
                 for chunk in &window.touched {
-                    self.inner.cache.remove(&seg.key, *chunk);
+                    self.drop_chunk(&seg, *chunk);
                 }
                 if !window.from_cache {
                     return Err(error);
@@ -300,7 +354,7 @@ impl RemoteReader {
                     .await
                     .inspect_err(|_| {
                         for chunk in &window.touched {
-                            self.inner.cache.remove(&seg.key, *chunk);
+                            self.drop_chunk(&seg, *chunk);
                         }
                     })?
             }
@@ -314,8 +368,15 @@ impl RemoteReader {
         metrics
             .read_seconds
             .observe(started.elapsed().as_secs_f64());
-        let sequential = self.note_read(&seg, found.start, found.end);
-        self.maybe_prefetch(&manifest, &seg, found.end, sequential);
+        let depth = self.inner.readahead.note_read(
+            (&seg.topic, seg.partition),
+            &seg.key,
+            found.start,
+            found.end,
+            seg.meta.size_bytes,
+            self.inner.config.chunk_size.max(1),
+        );
+        self.maybe_prefetch(&manifest, &seg, found.end, depth);
         Ok(RemoteSlice {
             bytes,
             base_offset: found.base_offset,
@@ -335,14 +396,25 @@ impl RemoteReader {
         max_bytes: usize,
     ) -> Result<Found> {
         let budget = (max_bytes as u64).saturating_add(READ_SLACK);
+        let chunk_size = self.inner.config.chunk_size.max(1);
         let mut first: Option<(u64, i64)> = None;
         let mut end = position;
         let mut previous_last: Option<i64> = None;
         let mut next_offset = offset;
         while position < seg.meta.size_bytes {
-            let want = first
-                .map_or(position, |f| f.0)
+            // The read stays in the chunk its first batch starts in (before
+            // one is found: the chunk of `position`), so that its bytes are
+            // a slice of that chunk, never a copy joining two. Only a first
+            // batch that runs into the next chunk is joined, and returned
+            // alone.
+            let anchor = first.map_or(position, |f| f.0);
+            let chunk_end = (anchor / chunk_size + 1).saturating_mul(chunk_size);
+            if first.is_some() && position + BATCH_HEADER_LEN as u64 > chunk_end {
+                break;
+            }
+            let want = anchor
                 .saturating_add(budget)
+                .min(chunk_end)
                 .saturating_sub(position);
             let header = self.header_at(seg, window, position, want).await?;
             if let Some(prev) = previous_last
@@ -360,7 +432,7 @@ impl RemoteReader {
                 continue;
             }
             if let Some((start, _)) = first
-                && (end - start) + size > max_bytes as u64
+                && ((end - start) + size > max_bytes as u64 || position + size > chunk_end)
             {
                 break;
             }
@@ -370,7 +442,7 @@ impl RemoteReader {
             position += size;
             end = position;
             next_offset = header.last_offset() + 1;
-            if end - first.map_or(end, |f| f.0) >= max_bytes as u64 {
+            if end - first.map_or(end, |f| f.0) >= max_bytes as u64 || end > chunk_end {
                 break;
             }
         }
@@ -383,25 +455,6 @@ impl RemoteReader {
             base_offset,
             next_offset,
         })
-    }
-
-    /// Records where this read of the partition ended; whether it started
-    /// where the previous one ended (in this object, or at the start of
-    /// this object after the previous object's end).
-    fn note_read(&self, seg: &Located, start: u64, end: u64) -> bool {
-        let mut last = self.inner.last_reads.lock().expect("last reads");
-        if last.len() >= MAX_TRACKED_PARTITIONS {
-            last.clear();
-        }
-        let previous = last.insert(
-            (seg.topic.clone(), seg.partition),
-            (seg.key.clone(), end, end >= seg.meta.size_bytes),
-        );
-        match previous {
-            Some((key, at, _)) if key == seg.key => at == start,
-            Some((_, _, at_end)) => at_end && start == 0,
-            None => false,
-        }
     }
 
     /// The base offset of the first remote batch holding a record with a
@@ -625,7 +678,7 @@ impl RemoteReader {
     }
 
     /// Bytes `from..to` of chunk `index`: from this read's chunks, the
-    /// cache, or one ranged GET of the whole chunk.
+    /// chunks fetched ahead, the cache, or one ranged GET of the whole chunk.
     async fn chunk_range(
         &self,
         seg: &Located,
@@ -643,6 +696,12 @@ impl RemoteReader {
         let metrics = self.inner.remote.metrics();
         window.touched.insert(index);
         for recheck in [true, true, false] {
+            if let Some(data) = self.take_ahead(seg, index) {
+                metrics.cache_hits.inc();
+                let bytes = data.slice(lo..hi);
+                window.chunks.insert(index, data);
+                return Ok(bytes);
+            }
             if recheck
                 && let Ok(Some(bytes)) = cache.get_range(&seg.key, index, expected, from..to).await
             {
@@ -650,7 +709,12 @@ impl RemoteReader {
                 window.from_cache = true;
                 return Ok(bytes);
             }
-            if let Some(data) = self.fetch_chunk(seg, index, recheck).await? {
+            let waited = Instant::now();
+            let fetched = self.fetch_chunk(seg, index, recheck, None).await;
+            metrics
+                .read_wait_seconds
+                .inc_by(waited.elapsed().as_secs_f64());
+            if let Some(data) = fetched? {
                 let bytes = data.slice(lo..hi);
                 window.chunks.insert(index, data);
                 return Ok(bytes);
@@ -659,10 +723,39 @@ impl RemoteReader {
         unreachable!("a fetch without recheck returns the chunk")
     }
 
-    /// One ranged GET of chunk `index` (single-flight per chunk, retried),
-    /// cached. With `recheck`, `None` when the chunk is (by then) in the
-    /// cache.
-    async fn fetch_chunk(&self, seg: &Located, index: u64, recheck: bool) -> Result<Option<Bytes>> {
+    /// Chunk `index` if a prefetch holds it, moved into the cache's memory
+    /// tier (the reader is in it now).
+    fn take_ahead(&self, seg: &Located, index: u64) -> Option<Bytes> {
+        let data = self.inner.readahead.take(&(seg.key.clone(), index))?;
+        if data.len() as u64 != self.chunk_len(seg, index) {
+            return None;
+        }
+        self.inner
+            .cache
+            .keep_in_memory(&seg.key, index, data.clone());
+        Some(data)
+    }
+
+    /// Drops chunk `index` of `seg` wherever the reader or the cache holds
+    /// it (its bytes failed a check).
+    fn drop_chunk(&self, seg: &Located, index: u64) {
+        self.inner.readahead.forget(&(seg.key.clone(), index));
+        self.inner.cache.remove(&seg.key, index);
+    }
+
+    /// One ranged GET of chunk `index` (single-flight per chunk, retried).
+    /// A read's chunk goes into the cache (memory tier and file); a
+    /// prefetched one (`ahead` set) is held for its reader and only written
+    /// to a cache file. With `recheck`, `None` when the chunk is (by then)
+    /// held or cached; a prefetch of a chunk cached only on disk loads it
+    /// from there instead of the store.
+    async fn fetch_chunk(
+        &self,
+        seg: &Located,
+        index: u64,
+        recheck: bool,
+        ahead: Option<&Admitted>,
+    ) -> Result<Option<Bytes>> {
         let chunk_size = self.inner.config.chunk_size.max(1);
         let start = index * chunk_size;
         let end = start + self.chunk_len(seg, index);
@@ -677,14 +770,43 @@ impl RemoteReader {
             .or_default()
             .clone();
         let _guard = gate.lock().await;
-        if recheck && cache.contains(&seg.key, index) {
+        let done = || {
             self.inner.fetches.lock().expect("fetch map").remove(&id);
-            return Ok(None);
+        };
+        if recheck {
+            let held = self.inner.readahead.holds(&id);
+            match ahead {
+                None if held || cache.contains(&seg.key, index) => {
+                    done();
+                    return Ok(None);
+                }
+                Some(_) if held || cache.in_memory(&seg.key, index) => {
+                    done();
+                    return Ok(None);
+                }
+                Some(admitted) => {
+                    // Cached on disk: the whole chunk, for its reader (one
+                    // direct read instead of one per fetch as it gets there).
+                    let started = Instant::now();
+                    if let Ok(Some(data)) = cache.get(&seg.key, index).await
+                        && data.len() as u64 == end - start
+                    {
+                        self.inner.readahead.record_get(started.elapsed());
+                        self.inner
+                            .readahead
+                            .hold(admitted, id.clone(), data.clone());
+                        done();
+                        return Ok(Some(data));
+                    }
+                }
+                None => {}
+            }
         }
         self.inner.remote.metrics().cache_misses.inc();
         let remote = &self.inner.remote;
+        let started = Instant::now();
         let result = retry(remote.retry(), "read chunk", || {
-            remote.get_range(&seg.key, start..end)
+            remote.get_range_pooled(&seg.key, start..end, &self.inner.buffers)
         })
         .await
         .map_err(|e| {
@@ -695,35 +817,43 @@ impl RemoteReader {
             }
         });
         if let Ok(data) = &result {
-            // Visible in the cache before the gate opens, so no one fetches
-            // it again while its file is written.
-            cache.insert_in_background(&seg.key, index, data.clone());
+            self.inner.readahead.record_get(started.elapsed());
+            // Held or cached before the gate opens, so no one fetches it
+            // again while its file is written.
+            match ahead {
+                Some(admitted) => {
+                    cache.write_in_background(&seg.key, index, data.clone());
+                    self.inner
+                        .readahead
+                        .hold(admitted, id.clone(), data.clone());
+                }
+                None => cache.insert_in_background(&seg.key, index, data.clone()),
+            }
         }
-        self.inner.fetches.lock().expect("fetch map").remove(&id);
+        done();
         result.map(Some)
     }
 
     /// Starts background fetches of the chunks after byte `end` of `seg`:
-    /// `prefetch_chunks` of them after a sequential read, the next one after
-    /// any other read ending in the second half of a chunk.
+    /// `depth` of them after a sequential read, the next one after any
+    /// other read ending in the second half of a chunk; as many as the
+    /// read-ahead budget admits.
     fn maybe_prefetch(
         &self,
         manifest: &PartitionManifest,
         seg: &Located,
         end: u64,
-        sequential: bool,
+        depth: Option<usize>,
     ) {
         let config = &self.inner.config;
         if !config.prefetch {
             return;
         }
         let chunk_size = config.chunk_size.max(1);
-        let depth = if sequential {
-            config.prefetch_chunks.max(1)
-        } else if end.is_multiple_of(chunk_size) || end % chunk_size >= chunk_size / 2 {
-            1
-        } else {
-            return;
+        let depth = match depth {
+            Some(depth) => depth.max(1),
+            None if end.is_multiple_of(chunk_size) || end % chunk_size >= chunk_size / 2 => 1,
+            None => return,
         };
         let mut targets = Vec::with_capacity(depth);
         let mut current = seg.clone();
@@ -750,23 +880,39 @@ impl RemoteReader {
             next = 0;
         }
         for (target, index) in targets {
-            if self.inner.cache.contains(&target.key, index)
+            let id = (target.key.clone(), index);
+            if self.inner.readahead.holds(&id)
+                || self.inner.cache.in_memory(&target.key, index)
                 || self
                     .inner
                     .fetches
                     .lock()
                     .expect("fetch map")
-                    .contains_key(&(target.key.clone(), index))
+                    .contains_key(&id)
             {
                 continue;
             }
+            let Some(admitted) = self.inner.readahead.admit() else {
+                return;
+            };
             let Ok(permit) = self.inner.prefetches.clone().try_acquire_owned() else {
                 return;
             };
             let reader = self.clone();
+            let other_segment = target.key != seg.key;
             tokio::spawn(async move {
                 let _permit = permit;
-                if let Err(error) = reader.fetch_chunk(&target, index, true).await {
+                if other_segment {
+                    // Its index too: a read that starts the segment needs
+                    // it first (a GET round trip otherwise).
+                    if let Err(error) = reader.index(&target).await {
+                        tracing::debug!(%error, key = %target.key, "index prefetch failed");
+                    }
+                }
+                let fetched = reader
+                    .fetch_chunk(&target, index, true, Some(&admitted))
+                    .await;
+                if let Err(error) = fetched {
                     tracing::debug!(%error, key = %target.key, index, "prefetch failed");
                 }
             });

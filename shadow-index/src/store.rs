@@ -17,8 +17,11 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    GetOptions, GetResultPayload, MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload,
+};
 
+use crate::buffers::ChunkBuffers;
 use crate::error::{Error, Result};
 use crate::manifest::ManifestSlots;
 use crate::metrics::Metrics;
@@ -374,8 +377,8 @@ impl Remote {
         Ok(bytes)
     }
 
-    /// Ranged GET of `range`; a body of any other length is a
-    /// [`Error::ShortRead`] (retriable), never returned as data.
+    /// Ranged GET of `range` into a fresh buffer; a body of any other
+    /// length is a [`Error::ShortRead`] (retriable), never returned as data.
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes> {
         let bytes = self
             .inner
@@ -393,6 +396,68 @@ impl Remote {
         }
         self.inner.metrics.fetched_bytes.inc_by(bytes.len() as u64);
         Ok(bytes)
+    }
+
+    /// Ranged GET of `range` into a buffer of `buffers` (reused memory,
+    /// page-aligned data), the body copied straight from the connection's
+    /// reads (or, on a `file://` store, read from the file) into it. A body
+    /// of any other length, or one that fails midway, is an error
+    /// ([`Error::ShortRead`] or the store's, both retriable), never data:
+    /// the partly filled buffer is dropped.
+    pub async fn get_range_pooled(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        buffers: &ChunkBuffers,
+    ) -> Result<Bytes> {
+        let len = range.end - range.start;
+        let short = |got: u64| Error::ShortRead {
+            key: key.to_owned(),
+            start: range.start,
+            end: range.end,
+            got,
+        };
+        let wanted = usize::try_from(len).map_err(|_| short(0))?;
+        let result = self
+            .inner
+            .store
+            .get_opts(
+                &self.path(key),
+                GetOptions::new().with_range(Some(range.clone())),
+            )
+            .await
+            .map_err(|e| self.store_error("get_range", key, e))?;
+        if result.range != range {
+            return Err(short(result.range.end.saturating_sub(result.range.start)));
+        }
+        let mut buffer = buffers.take(wanted);
+        match result.payload {
+            GetResultPayload::File(mut file, path) => {
+                let start = range.start;
+                buffer = tokio::task::spawn_blocking(move || {
+                    use std::io::{Seek, SeekFrom};
+                    file.seek(SeekFrom::Start(start))
+                        .and_then(|_| buffer.fill_from(&mut file))
+                        .map(|_| buffer)
+                        .map_err(|source| Error::Io { path, source })
+                })
+                .await
+                .map_err(Error::Task)??;
+            }
+            GetResultPayload::Stream(mut body) => {
+                while let Some(piece) = body.next().await {
+                    let piece = piece.map_err(|e| self.store_error("get_range", key, e))?;
+                    if !buffer.extend(&piece) {
+                        return Err(short((buffer.len() + piece.len()) as u64));
+                    }
+                }
+            }
+        }
+        if buffer.len() != wanted {
+            return Err(short(buffer.len() as u64));
+        }
+        self.inner.metrics.fetched_bytes.inc_by(len);
+        Ok(buffer.freeze())
     }
 
     /// Size of an object.

@@ -1,7 +1,10 @@
 //! The reader's use of the chunk cache: range reads of cached chunks,
-//! damage in cache files, single fetches under concurrency, prefetch depth.
+//! damage in cache files, single fetches under concurrency, prefetch depth
+//! and its memory budget.
 
 mod common;
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::Log;
@@ -245,4 +248,205 @@ async fn sequential_readers_prefetch_two_chunks_ahead() {
     // Reading everything sequentially stays byte-identical.
     let whole: Vec<u8> = logs.iter().flat_map(|l| l.bytes.clone()).collect();
     assert_eq!(read_all(&r, "pf", 3000).await, whole);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_gets_make_fast_sequential_readers_prefetch_deeper() {
+    let backend = common::memory_backend();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::generate(0, 200, 1, 700, 0);
+    let meta = upload(
+        &backend.remote,
+        dir.path(),
+        "deep",
+        std::slice::from_ref(&log),
+    )
+    .await;
+    assert!(chunks_of(&meta[0]) >= 12);
+    let (remote, faults) = common::with_faults(&backend.remote, common::fast_retry(5));
+    faults.set_latency(Duration::from_millis(30));
+    let config = ReaderConfig {
+        max_prefetch_chunks: 5,
+        max_prefetches: 8,
+        max_ahead_chunks: 8,
+        ..config(true)
+    };
+    let r = reader(&remote, &dir.path().join("cache"), config);
+    let key = meta[0].name().log_key("deep", 0);
+    let mut offset = 0;
+    let mut deepest = 0;
+    let mut out = Vec::new();
+    for read in 0.. {
+        if offset > log.last() {
+            break;
+        }
+        let slice = r.read("deep", 0, offset, 1).await.unwrap();
+        out.extend_from_slice(&slice.bytes);
+        offset = slice.next_offset;
+        assert!(r.chunks_ahead() <= 8);
+        if read % 5 == 4 {
+            // Let the prefetches land, then count the chunks held or cached
+            // past the one the read ended in.
+            r.wait_for_prefetches().await;
+            let last = log.batches.iter().find(|b| b.last == offset - 1).unwrap();
+            let current = (last.position + last.size - 1) as u64 / CHUNK;
+            let ahead = (current + 1..chunks_of(&meta[0]))
+                .take_while(|i| r.cache().contains(&key, *i))
+                .count();
+            assert!(ahead <= 5, "{ahead} chunks ahead of chunk {current}");
+            deepest = deepest.max(ahead);
+        }
+    }
+    assert_eq!(out, log.bytes);
+    // 30 ms per GET against reads that take microseconds: more than the
+    // 2 chunks a reader of unknown speed gets, at most the cap of 5.
+    assert!(deepest > 2, "deepest {deepest}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeper_prefetch_keeps_memory_bounded() {
+    let backend = common::memory_backend();
+    let dir = tempfile::tempdir().unwrap();
+    let topics: Vec<String> = (0..6).map(|i| format!("mem{i}")).collect();
+    let mut logs = Vec::new();
+    for topic in &topics {
+        let log = Log::generate(0, 60, 1, 900, 0);
+        upload(
+            &backend.remote,
+            dir.path(),
+            topic,
+            std::slice::from_ref(&log),
+        )
+        .await;
+        logs.push(log);
+    }
+    let (remote, faults) = common::with_faults(&backend.remote, common::fast_retry(5));
+    faults.set_latency(Duration::from_millis(5));
+    let (max_ahead, memory_chunks) = (5, 2);
+    let config = ReaderConfig {
+        max_prefetch_chunks: 6,
+        max_prefetches: 4,
+        max_ahead_chunks: max_ahead,
+        ..config(true)
+    };
+    let r = RemoteReader::with_config(
+        remote.clone(),
+        ChunkCache::open_with_memory(dir.path().join("cache"), 1 << 30, memory_chunks * CHUNK)
+            .unwrap(),
+        config,
+    );
+    // Six sequential readers, round robin, a batch per read.
+    let mut offsets = vec![0i64; topics.len()];
+    let mut out = vec![Vec::new(); topics.len()];
+    let mut peak = 0;
+    while offsets.iter().zip(&logs).any(|(o, l)| *o <= l.last()) {
+        for (i, topic) in topics.iter().enumerate() {
+            if offsets[i] > logs[i].last() {
+                continue;
+            }
+            let slice = r.read(topic, 0, offsets[i], 1).await.unwrap();
+            out[i].extend_from_slice(&slice.bytes);
+            offsets[i] = slice.next_offset;
+            drop(slice);
+            let ahead = r.chunks_ahead();
+            let in_use = r.buffers().in_use();
+            peak = peak.max(in_use);
+            assert!(ahead <= max_ahead, "{ahead} chunks ahead");
+            // Every live chunk buffer is ahead, in the memory tier, or
+            // being written to its cache file.
+            let bound = max_ahead + memory_chunks as usize + r.cache().writes_in_progress();
+            assert!(in_use <= bound, "{in_use} buffers in use, bound {bound}");
+        }
+    }
+    for (got, log) in out.iter().zip(&logs) {
+        assert_eq!(got, &log.bytes);
+    }
+    assert!(
+        peak > memory_chunks as usize,
+        "prefetch never ran: peak {peak}"
+    );
+    r.wait_for_prefetches().await;
+    assert!(r.buffers().in_use() <= max_ahead + memory_chunks as usize);
+    // Unused buffers kept for reuse stay within the budget too.
+    assert!(r.buffers().idle() <= max_ahead + memory_chunks as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_stay_within_one_chunk_unless_their_first_batch_crosses() {
+    let backend = common::memory_backend();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::generate(0, 80, 1, 1500, 0);
+    upload(
+        &backend.remote,
+        dir.path(),
+        "span",
+        std::slice::from_ref(&log),
+    )
+    .await;
+    let r = reader(&backend.remote, &dir.path().join("cache"), config(true));
+    let mut crossing = 0;
+    for max_bytes in [1, 3000, 1 << 20] {
+        let mut offset = 0;
+        let mut out = Vec::new();
+        while offset <= log.last() {
+            let slice = r.read("span", 0, offset, max_bytes).await.unwrap();
+            let first = log
+                .batches
+                .iter()
+                .find(|b| b.base == slice.base_offset)
+                .unwrap();
+            let (start, end) = (first.position, first.position + slice.bytes.len());
+            let (start_chunk, end_chunk) = (start as u64 / CHUNK, (end as u64 - 1) / CHUNK);
+            if start_chunk != end_chunk {
+                // Only a first batch that runs into the next chunk, alone.
+                assert_eq!(slice.bytes.len(), first.size, "read at {offset}");
+                crossing += 1;
+            }
+            out.extend_from_slice(&slice.bytes);
+            offset = slice.next_offset;
+        }
+        assert_eq!(out, log.bytes, "max_bytes {max_bytes}");
+    }
+    assert!(crossing > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequential_reread_loads_cached_chunks_ahead_from_disk() {
+    let backend = common::memory_backend();
+    let remote = backend.remote.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::generate(0, 120, 1, 900, 0);
+    let meta = upload(&remote, dir.path(), "again", std::slice::from_ref(&log)).await;
+    let cache_dir = dir.path().join("cache");
+    let first = reader(&remote, &cache_dir, config(false));
+    assert_eq!(read_all(&first, "again", 1 << 20).await, log.bytes);
+    first.wait_for_prefetches().await;
+    drop(first);
+    let fetched = remote.metrics().fetched_bytes.get();
+    assert_eq!(fetched, meta[0].size_bytes);
+
+    // A fresh reader (nothing in memory) reading batch by batch: its
+    // prefetches load the next chunks from their cache files.
+    let r = RemoteReader::with_config(
+        remote.clone(),
+        ChunkCache::open_with_memory(&cache_dir, 1 << 30, CHUNK).unwrap(),
+        config(true),
+    );
+    let mut offset = 0;
+    let mut out = Vec::new();
+    let mut held = 0;
+    while offset <= log.last() {
+        let slice = r.read("again", 0, offset, 1).await.unwrap();
+        out.extend_from_slice(&slice.bytes);
+        offset = slice.next_offset;
+        r.wait_for_prefetches().await;
+        held = held.max(r.chunks_ahead());
+    }
+    assert_eq!(out, log.bytes);
+    assert!(held >= 2, "no chunk was loaded ahead: {held}");
+    assert_eq!(
+        remote.metrics().fetched_bytes.get(),
+        fetched,
+        "a re-read went to the store"
+    );
 }

@@ -4,8 +4,9 @@
 //!   and nothing is lost.
 //! - T3: a crash at each upload step leaves no manifest entry without its
 //!   objects; the leftovers are orphans the sweeper removes.
-//! - T4: flaky remote reads (503s, truncated bodies, latency) return
-//!   identical bytes or a retriable error.
+//! - T4: flaky remote reads (503s, truncated bodies, bodies that break
+//!   or run past their range midway, latency) return identical bytes or a
+//!   retriable error.
 
 mod common;
 
@@ -364,4 +365,45 @@ async fn t4_flaky_reads_return_identical_bytes_or_a_retriable_error() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t4_a_body_that_breaks_or_overruns_midway_is_an_error_not_data() {
+    let backend = common::memory_backend();
+    let clean = backend.remote.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let logs = segments(2);
+    let up = uploader(&clean, 2);
+    for log in &logs {
+        up.upload_segment(&log.seal(dir.path(), "t4b", 0))
+            .await
+            .unwrap();
+    }
+    let whole: Vec<u8> = logs.iter().flat_map(|l| l.bytes.clone()).collect();
+    let (remote, faults) = with_faults(&clean, fast_retry(1));
+    // No cache at all: every read GETs its chunks.
+    let r = reader(&remote, &dir.path().join("cache"), 0);
+    // Reading once while the store behaves keeps the index objects in
+    // memory, so that every GET below is a chunk's.
+    assert_eq!(read_all(&r, "t4b", 0).await, whole);
+    for fault in ["break", "overrun"] {
+        faults.clear();
+        match fault {
+            "break" => faults.break_every(1),
+            _ => faults.overrun_every(1),
+        }
+        let injected = faults.injected();
+        for offset in [0, 5, logs[1].base()] {
+            match r.read("t4b", 0, offset, 3000).await {
+                Err(e) => assert!(e.is_retriable(), "{fault} at {offset}: {e}"),
+                Ok(slice) => panic!("{fault} at {offset}: data from a broken body: {slice:?}"),
+            }
+        }
+        assert_eq!(faults.injected(), injected + 3, "{fault}");
+        // The partly filled buffers went back to the pool.
+        r.cache().flush().await;
+        assert_eq!(r.buffers().in_use(), 0, "{fault}");
+    }
+    faults.clear();
+    assert_eq!(read_all(&r, "t4b", 0).await, whole);
 }

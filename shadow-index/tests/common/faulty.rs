@@ -31,6 +31,10 @@ struct FaultState {
     fail_every: AtomicUsize,
     /// Every n-th GET returns a truncated body (0 = never).
     truncate_every: AtomicUsize,
+    /// Every n-th GET body fails halfway through (0 = never).
+    break_every: AtomicUsize,
+    /// Every n-th GET body runs past the range it claims (0 = never).
+    overrun_every: AtomicUsize,
     latency_ms: AtomicU64,
     /// PUTs of keys containing one of these fail.
     failing_puts: Mutex<Vec<String>>,
@@ -49,6 +53,12 @@ impl Faults {
     pub fn truncate_every(&self, n: usize) {
         self.inner.truncate_every.store(n, Ordering::SeqCst);
     }
+    pub fn break_every(&self, n: usize) {
+        self.inner.break_every.store(n, Ordering::SeqCst);
+    }
+    pub fn overrun_every(&self, n: usize) {
+        self.inner.overrun_every.store(n, Ordering::SeqCst);
+    }
     pub fn set_latency(&self, latency: Duration) {
         self.inner
             .latency_ms
@@ -65,6 +75,8 @@ impl Faults {
         self.set_outage(false);
         self.fail_every(0);
         self.truncate_every(0);
+        self.break_every(0);
+        self.overrun_every(0);
         self.set_latency(Duration::ZERO);
         self.inner.failing_puts.lock().unwrap().clear();
     }
@@ -97,6 +109,13 @@ impl Faults {
         }
         Ok(())
     }
+}
+
+/// What happens to a GET body.
+enum Fault {
+    Truncate,
+    Break,
+    Overrun,
 }
 
 /// The decorator: a real store underneath, faults on top.
@@ -153,12 +172,21 @@ impl ObjectStore for FaultyStore {
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.faults.before("get").await?;
         let result = self.inner.get_opts(location, options).await?;
-        let n = self.faults.inner.truncate_every.load(Ordering::SeqCst);
         let get = self.faults.inner.gets.fetch_add(1, Ordering::SeqCst) + 1;
-        if n == 0 || !get.is_multiple_of(n) {
+        let due = |every: &AtomicUsize| {
+            let n = every.load(Ordering::SeqCst);
+            n > 0 && get.is_multiple_of(n)
+        };
+        let fault = if due(&self.faults.inner.truncate_every) {
+            Fault::Truncate
+        } else if due(&self.faults.inner.break_every) {
+            Fault::Break
+        } else if due(&self.faults.inner.overrun_every) {
+            Fault::Overrun
+        } else {
             return Ok(result);
-        }
-        // A body cut short: the headers promise the full range.
+        };
+        // The headers promise the full range; the body does not keep it.
         self.faults.inner.injected.fetch_add(1, Ordering::SeqCst);
         let GetResult {
             meta,
@@ -176,11 +204,23 @@ impl ObjectStore for FaultyStore {
         }
         .bytes()
         .await?;
-        let cut: Bytes = full.slice(..full.len() / 2);
+        let half = full.slice(..full.len() / 2);
+        let body = match fault {
+            Fault::Truncate => futures_util::stream::once(async move { Ok(half) }).boxed(),
+            Fault::Break => {
+                let reset = object_store::Error::Generic {
+                    store: "faulty",
+                    source: "injected connection reset in the body".into(),
+                };
+                futures_util::stream::iter([Ok(half), Err(reset)]).boxed()
+            }
+            Fault::Overrun => {
+                let extra = Bytes::from_static(b"trailing bytes past the range");
+                futures_util::stream::iter([Ok(full), Ok(extra)]).boxed()
+            }
+        };
         Ok(GetResult {
-            payload: GetResultPayload::Stream(
-                futures_util::stream::once(async move { Ok(cut) }).boxed(),
-            ),
+            payload: GetResultPayload::Stream(body),
             meta,
             range,
             attributes,
