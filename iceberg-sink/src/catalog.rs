@@ -370,13 +370,7 @@ impl FileSystemCatalog {
         metadata_location: String,
         metadata: TableMetadata,
     ) -> Result<Table> {
-        Table::builder()
-            .file_io(self.file_io.clone())
-            .metadata_location(metadata_location)
-            .metadata(metadata)
-            .identifier(ident.clone())
-            .runtime(Runtime::try_current()?)
-            .build()
+        table_with(self.file_io.clone(), ident, metadata_location, metadata)
     }
 
     fn table_at(&self, ident: &TableIdent, current: Current) -> Result<Table> {
@@ -770,6 +764,23 @@ impl Catalog for FileSystemCatalog {
         let updates = commit.take_updates();
         self.commit(&ident, requirements, updates).await
     }
+}
+
+/// A `Table` for `metadata` at `metadata_location`, read and written
+/// through `file_io` (Floe's object store), on the current Tokio runtime.
+pub(crate) fn table_with(
+    file_io: FileIO,
+    ident: &TableIdent,
+    metadata_location: String,
+    metadata: TableMetadata,
+) -> Result<Table> {
+    Table::builder()
+        .file_io(file_io)
+        .metadata_location(metadata_location)
+        .metadata(metadata)
+        .identifier(ident.clone())
+        .runtime(Runtime::try_current()?)
+        .build()
 }
 
 #[cfg(test)]

@@ -45,3 +45,19 @@ pub mod table;
 
 pub use compact::{Compacted, CompactionPolicy};
 pub use record::{SinkHeader, SinkRecord};
+
+/// An error with its sources, `a: b: c` (each source once; reqwest's and
+/// iceberg's own texts are terse).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

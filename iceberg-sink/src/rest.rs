@@ -153,21 +153,6 @@ fn table_url(base: &str, ident: &TableIdent) -> String {
     )
 }
 
-/// An error and its sources, `a: b: c` (reqwest's own text is terse).
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
-
 /// The message of an error answer: the spec's `{"error": {"message"}}`, else
 /// the body as it came.
 fn error_message(body: &[u8]) -> String {
@@ -266,7 +251,7 @@ impl Auth {
                 ErrorKind::Unexpected,
                 format!(
                     "cannot reach the OAuth2 token endpoint {endpoint}: {}",
-                    chain(&e)
+                    crate::error_chain(&e)
                 ),
             )
             .with_retryable(true)
@@ -275,7 +260,10 @@ impl Auth {
         let body = response.bytes().await.map_err(|e| {
             Error::new(
                 ErrorKind::Unexpected,
-                format!("OAuth2 token endpoint {endpoint}: {}", chain(&e)),
+                format!(
+                    "OAuth2 token endpoint {endpoint}: {}",
+                    crate::error_chain(&e)
+                ),
             )
         })?;
         if status != StatusCode::OK {
@@ -473,7 +461,7 @@ impl RestTableCatalog {
             let fail = |e: reqwest::Error| {
                 Error::new(
                     ErrorKind::Unexpected,
-                    format!("{method} {url}: {}", chain(&e)),
+                    format!("{method} {url}: {}", crate::error_chain(&e)),
                 )
                 .with_retryable(true)
             };
@@ -682,13 +670,7 @@ impl TableCatalog for RestTableCatalog {
         metadata_location: String,
         metadata: TableMetadata,
     ) -> Result<Table> {
-        Table::builder()
-            .file_io(self.warehouse.file_io())
-            .metadata_location(metadata_location)
-            .metadata(metadata)
-            .identifier(ident.clone())
-            .runtime(Runtime::try_current()?)
-            .build()
+        crate::catalog::table_with(self.warehouse.file_io(), ident, metadata_location, metadata)
     }
 
     /// The catalog chooses where a table lives.

@@ -33,6 +33,7 @@ use iceberg::spec::Schema;
 use iceberg::{NamespaceIdent, TableIdent};
 use iceberg_sink::catalog::{FileSystemCatalog, TableCatalog};
 use iceberg_sink::convert::{ConvertError, dlq_schema, key_value_schema};
+use iceberg_sink::error_chain;
 use iceberg_sink::offsets::CommittedOffsets;
 use iceberg_sink::partition_spec::parse_partition_spec;
 use iceberg_sink::rest::{RestSettings, RestTableCatalog};
@@ -396,21 +397,6 @@ fn fresh_incarnation(
         }
         _ => offsets,
     }
-}
-
-/// An error with its sources, `a: b: c`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// Opens `<topic>~dlq`; creates it only when `create`.
