@@ -971,3 +971,23 @@ def test_expiry_after_compaction_deletes_the_replaced_files(broker):
     wait_projected(broker, topic, hwm, rows=len(records), timeout=PROJECT_TIMEOUT)
     assert_rows(pyiceberg_rows(pyiceberg_table(wh, topic)), expected_rows(records, reports), "pyiceberg after more")
     assert_nothing_skipped(broker)
+
+
+def test_projector_threads_run_at_lower_priority(broker):
+    """The projector decodes and encodes on its own threads at nice 10, so the shards (nice 0)
+    get the CPU first when both want it."""
+    import os
+
+    pid = broker.proc.pid
+    threads = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except FileNotFoundError:
+            continue
+        nice = int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of proc(5)
+        threads.setdefault(comm, set()).add(nice)
+    assert threads.get("floe-iceberg") == {10}, threads
+    shards = {n for comm, ns in threads.items() if comm.startswith("floe-shard") for n in ns}
+    assert shards == {0}, threads
