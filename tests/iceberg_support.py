@@ -363,3 +363,27 @@ def next_offsets(metadata: dict) -> dict[int, int]:
         return {}
     return {int(k.rsplit(".", 1)[1]): int(v) for k, v in snap["summary"].items()
             if k.startswith("floe.next-offset.")}
+
+
+def paced_producer(bootstrap: str, topic: str, records, name: str):
+    """Start producing `records` in the background, 100 at a time every 0.1 s, with an
+    idempotent producer that rides out broker restarts. Returns (thread, errors): errors gets
+    any exception, for the test thread to report."""
+    import threading
+
+    from floe_harness import produce
+
+    errors: list = []
+
+    def run():
+        try:
+            for start in range(0, len(records), 100):
+                produce(bootstrap, topic, records[start:start + 100],
+                        conf={"enable.idempotence": True, "message.timeout.ms": 120_000}, timeout=150)
+                time.sleep(0.1)
+        except BaseException as e:  # noqa: BLE001 - reported by the test thread
+            errors.append(e)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread, errors

@@ -49,6 +49,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 from floe_harness import Rec, consume_all, make_records, produce, unique_topic, wait_until, watermarks
 from iceberg_support import (
+    paced_producer,
     HOUR_MS,
     LocalWarehouse,
     S3Warehouse,
@@ -601,19 +602,7 @@ def test_kill9_during_projection(broker):
     produce(broker.bootstrap, topic, first)
 
     # Keep producing (idempotent, paced) while the broker is killed twice mid-projection.
-    producer_error: list = []
-
-    def background():
-        try:
-            for start in range(0, len(more), 100):
-                produce(broker.bootstrap, topic, more[start:start + 100],
-                        conf={"enable.idempotence": True, "message.timeout.ms": 120_000}, timeout=150)
-                time.sleep(0.1)
-        except BaseException as e:  # noqa: BLE001 - reported by the test thread
-            producer_error.append(e)
-
-    thread = threading.Thread(target=background, name="crash-producer", daemon=True)
-    thread.start()
+    thread, producer_error = paced_producer(broker.bootstrap, topic, more, "crash-producer")
     at_kill = []
     for round_ in range(3):
         # A commit by this broker process (or, once the producer is done, nothing left to commit).

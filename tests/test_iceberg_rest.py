@@ -42,6 +42,7 @@ from floe_harness import BrokerError, Rec, consume_all, free_ports, make_records
     watermarks
 from iceberg_rest_catalog import RestCatalogServer, make_certificates
 from iceberg_support import (
+    paced_producer,
     column_types,
     duckdb_connect,
     duckdb_rows,
@@ -413,19 +414,7 @@ def test_kill9_during_projection_rest(make_broker, rest_server, tmp_path, monkey
         r.timestamp = base + i
     produce(broker.bootstrap, topic, first)
 
-    producer_error: list = []
-
-    def background():
-        try:
-            for start in range(0, len(more), 100):
-                produce(broker.bootstrap, topic, more[start:start + 100],
-                        conf={"enable.idempotence": True, "message.timeout.ms": 120_000}, timeout=150)
-                time.sleep(0.1)
-        except BaseException as e:  # noqa: BLE001 - reported by the test thread
-            producer_error.append(e)
-
-    thread = threading.Thread(target=background, name="rest-crash-producer", daemon=True)
-    thread.start()
+    thread, producer_error = paced_producer(broker.bootstrap, topic, more, "rest-crash-producer")
     for round_ in range(2):
         wait_until(lambda: (topic_status(broker, topic) or {}).get("commits", 0) >= 1 or not thread.is_alive(),
                    PROJECT_TIMEOUT, f"a commit of {topic} (round {round_})", interval=0.2)
