@@ -536,6 +536,49 @@ def test_invalid_records_dlq_and_drop(broker):
     assert not wh.exists(f"{dropped}~dlq"), f"a DLQ table exists for {dropped} with invalid.record.action=drop"
 
 
+def test_dlq_rows_beyond_the_write_budget_go_to_files_before_the_commit(broker):
+    """More invalid records than the projector buffers in memory (64 MB of rows) within one
+    target lag: the rows past the budget are written to a Parquet file before the commit, and the
+    one commit then adds both files, every row exactly once, the good records unaffected."""
+    wh = LocalWarehouse(broker.data_dir / "bucket")
+    topic = broker.create_topic(unique_topic("ice-dlq-big"), partitions=1)
+    users = [{"id": i, "name": f"user {i}"} for i in range(5)]
+    good = avro_values(broker, topic, USER_V1, users)
+    base = recent_hour_base()
+    rng = random.Random(41)
+    n_bad, size = 36_000, 2_000  # 72 MB of values: past the 64 MB budget, below the 128 MiB file size
+    records = [Rec(key=b"bad-%d" % i, value=b"not wire format " + rng.randbytes(size - 16), partition=0,
+                   timestamp=base + i) for i in range(n_bad)]
+    records += [Rec(key=b"good-%d" % i, value=v, partition=0, timestamp=base + n_bad + i) for i, v in enumerate(good)]
+    # Written with the projection off, then turned on: the projector reads the whole backlog
+    # well within one target lag, so a single commit has to carry all of it.
+    reports = produce(broker.bootstrap, topic, records)
+    hwm = high_watermarks(reports, 1)
+    broker.topic("alter", topic, "--config", "iceberg.mode=value_schema_id_prefix",
+                 "--config", "iceberg.target.lag.ms=15000")
+    wait_projected(broker, topic, hwm, rows=len(good), dlq_rows=n_bad, timeout=120)
+
+    dlq = f"{topic}~dlq"
+    meta = wh.metadata(dlq)
+    assert next_offsets(meta) == hwm
+    snaps = meta.get("snapshots", [])
+    assert len(snaps) == 1, f"the backlog should be one commit of the DLQ table, got {len(snaps)} snapshots: " \
+                            f"{[s['summary'] for s in snaps]}"
+    summary = snaps[0]["summary"]
+    assert int(summary["added-data-files"]) >= 2, f"no file written before the commit: {summary}"
+    assert int(summary["added-records"]) == n_bad, summary
+
+    con = duckdb_connect(wh)
+    got = con.execute(f"SELECT kafka.\"offset\" AS o, kafka.\"key\" AS k, value FROM iceberg_scan('{wh.location(dlq)}') "
+                      "ORDER BY o").fetchall()
+    want = [(o, r.key, r.value) for r, (_, o) in zip(records[:n_bad], reports[:n_bad])]
+    assert len(got) == len(want), f"DLQ rows {len(got)}, want {len(want)}"
+    diff = next((i for i, (g, w) in enumerate(zip(got, want)) if (g[0], bytes(g[1]), bytes(g[2])) != w), None)
+    assert diff is None, f"DLQ row {diff}: offset {got[diff][0]} vs {want[diff][0]}"
+    want_main = expected_rows(records[n_bad:], reports[n_bad:], users)
+    assert_rows(pyiceberg_rows(pyiceberg_table(wh, topic)), want_main, "pyiceberg main table")
+
+
 # --- schema evolution -----------------------------------------------------------------------------
 
 
