@@ -5,7 +5,7 @@
 # and acks=all produce while uploads and remote reads run vs idle.
 #
 #   cargo build --release -p broker -p benches
-#   benches/tier.sh
+#   benches/tier.sh                      # CACHE_DIRECT_IO=false: [tier] cache-direct-io = false
 #
 # Every command is printed before its output with the CPU idle share in the
 # 2 s before it and the load average; each measurement reports the CPU
@@ -94,6 +94,7 @@ chunk-bytes = 16777216
 upload-interval-ms = 200
 upload-concurrency = 4
 cache-dir = "$dir/cache"
+cache-direct-io = ${CACHE_DIRECT_IO:-true}
 EOF
     "$floe" serve --config "$dir/floe.toml" --data-dir "$dir/data" --kafka-addr "$broker" \
         --admin-addr "$admin" --registry-addr "127.0.0.1:$registry_port" \

@@ -146,6 +146,8 @@ pub struct TierFileConfig {
     pub upload_interval_ms: Option<u64>,
     pub upload_concurrency: Option<usize>,
     pub orphan_min_age_ms: Option<i64>,
+    pub cache_direct_io: Option<bool>,
+    pub writer_lease_ms: Option<u64>,
 }
 
 /// `[s3]` in `floe.toml`.
@@ -180,6 +182,15 @@ pub struct TierSettings {
     /// Unlisted objects older than this are deleted as orphans of crashed
     /// uploads (younger ones may belong to an upload in flight).
     pub orphan_min_age_ms: i64,
+    /// Chunk cache files written and read with `O_DIRECT` (default), or
+    /// through the page cache (`false`): re-reads of recently cached chunks
+    /// then come from memory, at the cost of a copy of every cold byte
+    /// into the page cache and of the log's pages being pushed out.
+    pub cache_direct_io: bool,
+    /// The writer lease on the object store's prefix
+    /// ([`shadow_index::lease`]): a second broker on the same prefix is
+    /// refused while this broker renews it. 0 turns it off.
+    pub writer_lease_ms: u64,
     /// The data disk's `min-free-bytes` (None: its default). The cache
     /// writes chunk files only while twice that stays free, so remote reads
     /// never take the space produce needs.
@@ -204,6 +215,8 @@ impl TierSettings {
             upload_interval_ms: Self::DEFAULT_UPLOAD_INTERVAL_MS,
             upload_concurrency: 4,
             orphan_min_age_ms: 60 * 60 * 1000,
+            cache_direct_io: true,
+            writer_lease_ms: 30_000,
             min_free_bytes: None,
         }
     }

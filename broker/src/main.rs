@@ -502,6 +502,14 @@ fn broker_config(args: ServeArgs) -> anyhow::Result<BrokerConfig> {
             .tier
             .orphan_min_age_ms
             .unwrap_or(defaults.orphan_min_age_ms),
+        cache_direct_io: file
+            .tier
+            .cache_direct_io
+            .unwrap_or(defaults.cache_direct_io),
+        writer_lease_ms: file
+            .tier
+            .writer_lease_ms
+            .unwrap_or(defaults.writer_lease_ms),
         min_free_bytes: file.min_free_bytes,
     };
     if tier.chunk_bytes < 4096 {

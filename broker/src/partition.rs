@@ -95,6 +95,10 @@ pub struct RemoteState {
     /// `(start, end)`: offsets `start..end` are readable from the object
     /// store; everything below `end` is uploaded and listed durably.
     pub range: Option<(i64, i64)>,
+    /// Segment objects the manifest lists, and their bytes: read from it
+    /// when the partition opens, then kept up to date by uploads, retention
+    /// and DeleteRecords (so they survive restarts and count every upload,
+    /// whichever process made it).
     pub uploaded_segments: u64,
     pub uploaded_bytes: u64,
     /// The last upload error, until an upload succeeds.
@@ -109,6 +113,15 @@ impl RemoteState {
     /// The offset below which everything is in the object store.
     pub fn end(&self) -> Option<i64> {
         self.range.map(|(_, end)| end)
+    }
+
+    /// Takes segments retention or DeleteRecords removed from the manifest
+    /// off the counts.
+    fn forget_deleted(&mut self, outcome: &shadow_index::retention::RetentionOutcome) {
+        self.uploaded_segments = self
+            .uploaded_segments
+            .saturating_sub(outcome.deleted_segments as u64);
+        self.uploaded_bytes = self.uploaded_bytes.saturating_sub(outcome.deleted_bytes);
     }
 }
 
@@ -456,10 +469,12 @@ impl Partition {
     /// next tier pass tries again.
     async fn load_remote_range(&self) {
         let Some(tier) = &self.tier else { return };
-        match tier.remote_range(&self.tp.topic, self.tp.partition).await {
-            Ok(range) => {
+        match tier.remote_extent(&self.tp.topic, self.tp.partition).await {
+            Ok(extent) => {
                 let mut state = self.remote.borrow_mut();
-                state.range = range;
+                state.range = extent.map(|e| (e.start, e.end));
+                state.uploaded_segments = extent.map_or(0, |e| e.segments);
+                state.uploaded_bytes = extent.map_or(0, |e| e.bytes);
                 state.loaded = true;
             }
             Err(e) => {
@@ -598,6 +613,7 @@ impl Partition {
             if let Some((start, _)) = &mut state.range {
                 *start = outcome.remote_start_offset;
             }
+            state.forget_deleted(&outcome);
         }
         if target > self.log.log_start_offset() {
             self.log
@@ -761,9 +777,11 @@ impl Partition {
                 if outcome.deleted_segments > 0 {
                     tracing::info!(partition = %self.tp, segments = outcome.deleted_segments, bytes = outcome.deleted_bytes, remote_start = outcome.remote_start_offset, "remote retention");
                 }
-                if let Some((start, _)) = &mut self.remote.borrow_mut().range {
+                let mut state = self.remote.borrow_mut();
+                if let Some((start, _)) = &mut state.range {
                     *start = outcome.remote_start_offset;
                 }
+                state.forget_deleted(&outcome);
             }
             Err(e) => {
                 tracing::warn!(partition = %self.tp, error = %e, "remote retention failed")

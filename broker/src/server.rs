@@ -125,7 +125,7 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
     let meta_dir = config.data_dir.join("meta");
     let topics = TopicRegistry::open(&meta_dir)?;
     let producer_ids = ProducerIds::open(&meta_dir)?;
-    let (tier, cloud_plane) = crate::tier::Tier::start(config.tier.clone())?;
+    let (tier, cloud_plane) = crate::tier::Tier::start(config.tier.clone(), &config.cluster_id)?;
     tracing::info!(object_store = tier.url(), "object store reachable");
     let cores = config.cores.max(1);
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..cores)
@@ -321,6 +321,9 @@ pub fn serve(config: BrokerConfig) -> Result<(), ServerError> {
         let _ = h.join();
     }
     admin.stop();
+    if let Some(tier) = &cluster.tier {
+        tier.release_lease();
+    }
     // Uploads in flight are abandoned: their segments stay local and the
     // next start uploads them again (uploads are idempotent).
     cloud_plane.shutdown_timeout(Duration::from_secs(5));

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shadow_index::cache::ChunkCache;
+use shadow_index::lease::{LeaseHolder, Renewal, WriterLease};
 use shadow_index::manifest::TopicManifest;
-use shadow_index::reader::{ReaderConfig, RemoteReader, RemoteSlice};
+use shadow_index::reader::{ReaderConfig, RemoteExtent, RemoteReader, RemoteSlice};
 use shadow_index::recovery::{RecoveryOptions, RecoveryProgress, TopicRecovery};
 use shadow_index::retention::{RetentionOutcome, RetentionPolicy};
 use shadow_index::store::{ObjectStoreConfig, Remote, S3Options};
@@ -70,6 +71,7 @@ pub struct Tier {
     remote: Remote,
     uploader: Uploader,
     reader: RemoteReader,
+    lease: Option<Arc<WriterLease>>,
     handle: tokio::runtime::Handle,
     pub settings: TierSettings,
 }
@@ -88,8 +90,14 @@ impl Tier {
     /// a wrong endpoint or credentials stop the broker at startup with the
     /// store's own error. The runtime must outlive the returned `Tier`'s
     /// users; drop it last, off the shards.
+    ///
+    /// Then takes the writer lease on the store's prefix for `cluster_id`
+    /// (unless `writer-lease-ms` is 0) and renews it in the background: a
+    /// prefix another broker writes stops this one here, with a message
+    /// naming that broker.
     pub fn start(
         settings: TierSettings,
+        cluster_id: &str,
     ) -> Result<(Arc<Tier>, tokio::runtime::Runtime), TierError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -109,6 +117,7 @@ impl Tier {
         let memory = settings.cache_bytes.min(8 * settings.chunk_bytes);
         let cache =
             ChunkCache::open_with_memory(&settings.cache_dir, settings.cache_bytes, memory)?;
+        cache.set_direct_io(settings.cache_direct_io);
         cache.set_min_free_bytes(
             2 * crate::disk_guard::reserve_at(&settings.cache_dir, settings.min_free_bytes),
         );
@@ -137,14 +146,52 @@ impl Tier {
                 buffers.trim(Duration::from_secs(60));
             }
         });
+        let lease = if settings.writer_lease_ms > 0 {
+            let holder = LeaseHolder {
+                id: cluster_id.to_owned(),
+                host: rustix::system::uname()
+                    .nodename()
+                    .to_string_lossy()
+                    .into_owned(),
+                pid: std::process::id(),
+                started_ms: crate::shard::now_ms(),
+            };
+            let duration = Duration::from_millis(settings.writer_lease_ms);
+            let lease =
+                Arc::new(runtime.block_on(WriterLease::acquire(&remote, holder, duration))?);
+            runtime.spawn(renew_lease(lease.clone()));
+            Some(lease)
+        } else {
+            None
+        };
         let tier = Tier {
             remote,
             uploader,
             reader,
+            lease,
             handle: runtime.handle().clone(),
             settings,
         };
         Ok((Arc::new(tier), runtime))
+    }
+
+    /// Gives the writer lease up (clean shutdown, after the last write), so
+    /// another data directory can take the prefix over at once. Waits at
+    /// most 5 s for the store.
+    pub fn release_lease(&self) {
+        let Some(lease) = self.lease.clone() else {
+            return;
+        };
+        let released = self.handle.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(5), lease.release()).await
+        });
+        match released {
+            Ok(Ok(())) => tracing::info!("writer lease released"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot release the writer lease; it expires by itself")
+            }
+            Err(_) => tracing::warn!("releasing the writer lease timed out; it expires by itself"),
+        }
     }
 
     /// Adds the shadow index's series (`floe_tier_*`) to the broker's
@@ -212,17 +259,17 @@ impl Tier {
             .await??)
     }
 
-    /// `(remote start, remote end)` of a partition, `None` when nothing of it
-    /// is remote.
-    pub async fn remote_range(
+    /// A partition's remote tier as its manifest lists it (offsets, segment
+    /// objects and bytes), `None` when nothing of it is remote.
+    pub async fn remote_extent(
         &self,
         topic: &str,
         partition: i32,
-    ) -> Result<Option<(i64, i64)>, TierError> {
+    ) -> Result<Option<RemoteExtent>, TierError> {
         let reader = self.reader.clone();
         let topic = topic.to_string();
         Ok(self
-            .run(async move { reader.remote_range(&topic, partition).await })
+            .run(async move { reader.remote_extent(&topic, partition).await })
             .await??)
     }
 
@@ -371,5 +418,39 @@ fn describe_progress(p: RecoveryProgress<'_>) -> String {
             done,
             total,
         } => format!("  {topic}/{partition}: manifest read ({done}/{total})"),
+    }
+}
+
+/// Renews the writer lease every third of its duration (sooner after a
+/// failure) until it is lost; writes stop while it is overdue.
+async fn renew_lease(lease: Arc<WriterLease>) {
+    let every = lease.renew_interval();
+    loop {
+        // Bounded: a store that hangs must not keep the overdue check away.
+        let renewed = tokio::time::timeout(every, lease.renew())
+            .await
+            .unwrap_or_else(|_| {
+                Err(shadow_index::Error::Io {
+                    path: shadow_index::lease::LEASE_KEY.into(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no answer from the object store",
+                    ),
+                })
+            });
+        let wait = match renewed {
+            Ok(Renewal::Renewed) => every,
+            Ok(Renewal::Lost(by)) => {
+                tracing::error!(taken_by = %by, "another broker took over the object store's writer lease: this broker no longer writes to the store (uploads stop, local segments stay); restart it on its own prefix");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the object store's writer lease; retrying");
+                lease.check_overdue();
+                (every / 5).max(Duration::from_millis(200))
+            }
+        };
+        tokio::time::sleep(wait).await;
+        lease.check_overdue();
     }
 }

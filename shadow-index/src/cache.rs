@@ -9,7 +9,7 @@
 //! being written are served from memory until the file is in place.
 //!
 //! Chunk data is written and read with direct I/O (`O_DIRECT`) where the
-//! filesystem allows: caching a chunk copies nothing into the page cache
+//! filesystem allows (unless turned off, [`ChunkCache::set_direct_io`]): caching a chunk copies nothing into the page cache
 //! and reading a range back is a DMA into a reused buffer, so the cache
 //! neither pushes the log's hot pages out of the page cache nor pays for
 //! fresh page-cache pages (on a VM whose host reclaims idle guest memory
@@ -38,7 +38,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
@@ -87,6 +87,8 @@ struct Inner {
     min_free_bytes: AtomicU64,
     /// See [`MAX_PENDING_BYTES`].
     max_pending_bytes: AtomicU64,
+    /// Chunk files written and read with `O_DIRECT` ([`ChunkCache::set_direct_io`]).
+    direct_io: AtomicBool,
     /// Buffers for large range reads (the reader's).
     buffers: OnceLock<ChunkBuffers>,
     state: Mutex<State>,
@@ -259,6 +261,7 @@ impl ChunkCache {
                 memory_max_bytes,
                 min_free_bytes: AtomicU64::new(0),
                 max_pending_bytes: AtomicU64::new(MAX_PENDING_BYTES),
+                direct_io: AtomicBool::new(true),
                 buffers: OnceLock::new(),
                 state: Mutex::new(state),
                 written: Notify::new(),
@@ -284,6 +287,16 @@ impl ChunkCache {
     /// [`MAX_PENDING_BYTES`]); chunks past it are not cached on disk.
     pub fn set_max_pending_bytes(&self, bytes: u64) {
         self.inner.max_pending_bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Direct I/O for chunk files (the default) or, with `false`, the page
+    /// cache: a chunk read again soon after it was cached then comes from
+    /// memory instead of the disk, at the cost of copying every cached
+    /// chunk into fresh page-cache pages and of those pages pushing the
+    /// log's own out (see the module docs). Files already written are read
+    /// either way.
+    pub fn set_direct_io(&self, direct: bool) {
+        self.inner.direct_io.store(direct, Ordering::Relaxed);
     }
 
     /// Reads ranges of more than 1 MiB into buffers of `buffers` (reused
@@ -393,8 +406,9 @@ impl ChunkCache {
         let path = self.inner.dir.join(&name);
         let owned_key = key.to_owned();
         let buffers = self.inner.buffers.get().cloned();
+        let direct = self.inner.direct_io.load(Ordering::Relaxed);
         let read = tokio::task::spawn_blocking(move || {
-            read_chunk_file(&path, &owned_key, chunk, want, buffers.as_ref())
+            read_chunk_file(&path, &owned_key, chunk, want, buffers.as_ref(), direct)
         })
         .await
         .map_err(Error::Task)?;
@@ -538,7 +552,8 @@ impl ChunkCache {
         let tmp = dir.join(format!("{name}.{generation}.tmp"));
         let written = {
             let tmp = tmp.clone();
-            tokio::task::spawn_blocking(move || write_chunk_file(&tmp, &key, chunk, &data))
+            let direct = self.inner.direct_io.load(Ordering::Relaxed);
+            tokio::task::spawn_blocking(move || write_chunk_file(&tmp, &key, chunk, &data, direct))
                 .await
                 .map_err(Error::Task)
                 .and_then(|r| r)
@@ -877,6 +892,45 @@ mod tests {
                 );
             }
             assert_eq!(cache.get("key", chunk).await.unwrap().unwrap(), data);
+        }
+    }
+
+    #[tokio::test]
+    async fn buffered_mode_round_trips_and_reads_files_written_direct() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::open_with_memory(dir.path(), 1 << 30, 0).unwrap();
+        let pool = crate::buffers::ChunkBuffers::new(1 << 20, 2);
+        let len = 2 * BLOCK_SIZE as usize + 777;
+        let aligned = |seed: usize| {
+            let data: Bytes = pattern(len + seed).slice(seed..);
+            let mut buffer = pool.take(len);
+            assert!(buffer.extend(&data));
+            (buffer.freeze(), data)
+        };
+        // Chunk 0 written direct, chunk 1 buffered; both read back either way.
+        let (a0, d0) = aligned(0);
+        cache.insert("key", 0, a0).await.unwrap();
+        cache.set_direct_io(false);
+        let (a1, d1) = aligned(5);
+        cache.insert("key", 1, a1).await.unwrap();
+        for direct in [false, true] {
+            cache.set_direct_io(direct);
+            for (chunk, data) in [(0u64, &d0), (1, &d1)] {
+                let n = len as u64;
+                let path = dir.path().join(file_name("key", chunk));
+                assert_eq!(
+                    std::fs::metadata(&path).unwrap().len(),
+                    chunk_file_len("key", len)
+                );
+                for range in [0..n, 1..n - 1, BLOCK_SIZE..BLOCK_SIZE + 1] {
+                    let got = cache.get_range("key", chunk, n, range.clone()).await;
+                    assert_eq!(
+                        got.unwrap().unwrap(),
+                        data.slice(range.start as usize..range.end as usize),
+                        "chunk {chunk}, direct {direct}"
+                    );
+                }
+            }
         }
     }
 

@@ -127,6 +127,28 @@ pub enum Error {
         reason: String,
     },
 
+    /// Another broker holds the writer lease of this store's prefix.
+    #[error(
+        "object store {url} is written by another Floe broker ({holder}), whose writer lease was renewed {age_ms} ms ago; \
+         two brokers must not share a prefix (each would overwrite the other's manifests). Give this broker its own \
+         prefix or stop the other one; if it is gone, its lease expires in {expires_in_ms} ms"
+    )]
+    LeaseHeld {
+        url: String,
+        holder: String,
+        age_ms: i64,
+        expires_in_ms: i64,
+    },
+
+    /// Writes to the store are refused (the writer lease was lost or could
+    /// not be renewed in time); reads go on.
+    #[error("object store {op} of {key} refused: {reason}")]
+    WritesRefused {
+        op: &'static str,
+        key: String,
+        reason: String,
+    },
+
     /// A background task panicked or was cancelled.
     #[error("background task failed")]
     Task(#[source] tokio::task::JoinError),

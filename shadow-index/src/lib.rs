@@ -24,6 +24,7 @@
 //! | [`cache`] | [`ChunkCache`](cache::ChunkCache): on-disk LRU by bytes, survives restarts, direct I/O; `cache/file.rs` the chunk file format |
 //! | [`retention`] | retention.ms/bytes, delete-records, topic deletion, the orphan sweeper |
 //! | [`recovery`] | topics, partition counts, configs and offsets from the bucket |
+//! | [`lease`] | [`WriterLease`](lease::WriterLease): one broker writes a prefix; a second one is refused, a taken-over one stops writing |
 //! | [`retry`] | exponential backoff with full jitter |
 //! | [`metrics`] | Prometheus series (`floe_tier_*`) |
 //! | [`error`] | the crate's [`Error`] with [`Error::is_retriable`] |
@@ -81,6 +82,7 @@ pub mod cache;
 pub mod error;
 pub mod index;
 pub mod layout;
+pub mod lease;
 pub mod manifest;
 pub mod metrics;
 mod prefetch;

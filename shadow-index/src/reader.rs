@@ -109,6 +109,19 @@ impl Default for ReaderConfig {
     }
 }
 
+/// A partition's remote tier as its manifest lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteExtent {
+    /// The earliest offset readable from the object store.
+    pub start: i64,
+    /// The offset after the last uploaded one.
+    pub end: i64,
+    /// Segment objects listed (`.log` objects; each has its `.index`).
+    pub segments: u64,
+    /// Their `.log` bytes.
+    pub bytes: u64,
+}
+
 /// Batches read from the remote tier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteSlice {
@@ -290,11 +303,25 @@ impl RemoteReader {
     /// partition has nothing remote.
     pub async fn remote_range(&self, topic: &str, partition: i32) -> Result<Option<(i64, i64)>> {
         Ok(self
+            .remote_extent(topic, partition)
+            .await?
+            .map(|e| (e.start, e.end)))
+    }
+
+    /// The partition's remote tier as its manifest lists it: offsets, and
+    /// the segment objects with their bytes. `None` without a manifest.
+    pub async fn remote_extent(&self, topic: &str, partition: i32) -> Result<Option<RemoteExtent>> {
+        Ok(self
             .inner
             .remote
             .manifest(topic, partition)
             .await?
-            .map(|m| (m.remote_start_offset, m.next_offset())))
+            .map(|m| RemoteExtent {
+                start: m.remote_start_offset,
+                end: m.next_offset(),
+                segments: m.segments.len() as u64,
+                bytes: m.segments.iter().map(|s| s.size_bytes).sum(),
+            }))
     }
 
     /// The earliest offset readable from the remote tier.

@@ -192,6 +192,17 @@ struct RemoteInner {
     metrics: Metrics,
     pub(crate) manifests: ManifestSlots,
     pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Whether writes are allowed (the writer lease's gate).
+    write_gate: Mutex<WriteGate>,
+}
+
+/// Whether a [`Remote`] may write.
+#[derive(Debug, Default)]
+struct WriteGate {
+    /// Why writes are refused, until cleared.
+    refused: Option<String>,
+    /// Writes are refused from this instant on.
+    until: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -218,6 +229,7 @@ impl Remote {
                 metrics: Metrics::default(),
                 manifests: ManifestSlots::default(),
                 locks: Mutex::new(HashMap::new()),
+                write_gate: Mutex::new(WriteGate::default()),
             }),
         }
     }
@@ -302,9 +314,54 @@ impl Remote {
         }
     }
 
+    /// Refuses every write (PUT, multipart upload, DELETE) from now on with
+    /// [`Error::WritesRefused`] and `reason`, or allows them again (`None`).
+    /// Set by the [`WriterLease`](crate::lease::WriterLease).
+    pub fn refuse_writes(&self, reason: Option<String>) {
+        self.gate().refused = reason;
+    }
+
+    /// Refuses writes after `deadline` (until moved again): the writer
+    /// lease's renewal deadline, enforced at every write even when the
+    /// renewing task has not run (a process paused past it).
+    pub(crate) fn allow_writes_until(&self, deadline: Option<std::time::Instant>) {
+        self.gate().until = deadline;
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, WriteGate> {
+        self.inner
+            .write_gate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn check_writable(&self, op: &'static str, key: &str) -> Result<()> {
+        let gate = self.gate();
+        let reason = match (&gate.refused, gate.until) {
+            (Some(reason), _) => reason.clone(),
+            (None, Some(until)) if std::time::Instant::now() >= until => {
+                "the writer lease was not renewed in time (the object store unreachable, or this \
+                 process paused); writes wait for its renewal"
+                    .to_owned()
+            }
+            _ => return Ok(()),
+        };
+        Err(Error::WritesRefused {
+            op,
+            key: key.to_owned(),
+            reason,
+        })
+    }
+
     /// One PUT of a whole object (atomic in every store). On a `file://`
     /// store the file and its directory are fsynced before this returns.
     pub async fn put(&self, key: &str, data: Bytes) -> Result<()> {
+        self.check_writable("put", key)?;
+        self.put_unchecked(key, data).await
+    }
+
+    /// [`Remote::put`] even while writes are refused (the lease's own).
+    pub(crate) async fn put_unchecked(&self, key: &str, data: Bytes) -> Result<()> {
         self.inner
             .store
             .put(&self.path(key), PutPayload::from_bytes(data))
@@ -316,6 +373,7 @@ impl Remote {
     /// Starts a multipart upload of `key`. Call [`Remote::persist`] after it
     /// completes.
     pub async fn put_multipart(&self, key: &str) -> Result<Box<dyn MultipartUpload>> {
+        self.check_writable("put_multipart", key)?;
         self.inner
             .store
             .put_multipart(&self.path(key))
@@ -460,6 +518,34 @@ impl Remote {
         Ok(buffer.freeze())
     }
 
+    /// An object's last-modified time, ms since the Unix epoch, by the
+    /// store's clock.
+    pub(crate) async fn head_modified(&self, key: &str) -> Result<i64> {
+        self.inner
+            .store
+            .head(&self.path(key))
+            .await
+            .map(|meta| meta.last_modified.timestamp_millis())
+            .map_err(|e| self.store_error("head", key, e))
+    }
+
+    /// GET of a whole object with its last-modified time (ms since the
+    /// Unix epoch, by the store's clock).
+    pub(crate) async fn get_with_modified(&self, key: &str) -> Result<(Bytes, i64)> {
+        let result = self
+            .inner
+            .store
+            .get(&self.path(key))
+            .await
+            .map_err(|e| self.store_error("get", key, e))?;
+        let modified = result.meta.last_modified.timestamp_millis();
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|e| self.store_error("get", key, e))?;
+        Ok((bytes, modified))
+    }
+
     /// Size of an object.
     pub async fn head(&self, key: &str) -> Result<u64> {
         self.inner
@@ -472,6 +558,12 @@ impl Remote {
 
     /// Deletes an object; deleting a missing object succeeds.
     pub async fn delete(&self, key: &str) -> Result<()> {
+        self.check_writable("delete", key)?;
+        self.delete_unchecked(key).await
+    }
+
+    /// [`Remote::delete`] even while writes are refused (the lease's own).
+    pub(crate) async fn delete_unchecked(&self, key: &str) -> Result<()> {
         match self.inner.store.delete(&self.path(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.store_error("delete", key, e)),

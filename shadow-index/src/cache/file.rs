@@ -75,17 +75,23 @@ pub(super) fn chunk_header(key: &str, chunk: u64, data: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// Writes a chunk file: with direct I/O when the data is page-aligned (a
-/// [`ChunkBuffers`](crate::buffers::ChunkBuffers) chunk) and the filesystem
-/// takes it, so caching a chunk neither copies it into the page cache nor
-/// pushes the log's hot pages out of it; buffered otherwise.
-pub(super) fn write_chunk_file(tmp: &Path, key: &str, chunk: u64, data: &[u8]) -> Result<()> {
+/// Writes a chunk file: with direct I/O when `direct` is set, the data is
+/// page-aligned (a [`ChunkBuffers`](crate::buffers::ChunkBuffers) chunk) and
+/// the filesystem takes it, so caching a chunk neither copies it into the
+/// page cache nor pushes the log's hot pages out of it; buffered otherwise.
+pub(super) fn write_chunk_file(
+    tmp: &Path,
+    key: &str,
+    chunk: u64,
+    data: &[u8],
+    direct: bool,
+) -> Result<()> {
     let header = chunk_header(key, chunk, data);
     let io = |source| Error::Io {
         path: tmp.to_owned(),
         source,
     };
-    if data.as_ptr().align_offset(ALIGN) == 0 {
+    if direct && data.as_ptr().align_offset(ALIGN) == 0 {
         match write_direct(tmp, &header, data) {
             Ok(()) => return Ok(()),
             // Direct I/O not supported here (tmpfs, some overlays): buffered.
@@ -134,14 +140,16 @@ pub(super) fn read_exact_vec(file: &mut std::fs::File, len: u64) -> Option<Vec<u
 /// The data of a chunk file (all of it, or `range` of it when the chunk is
 /// `len` bytes long) if the file is whole, is the chunk asked for and every
 /// block read matches its CRC. The header is read through the page cache,
-/// the data with direct I/O where the filesystem allows (no page-cache
-/// copy, no page cache filled with chunks the memory tier serves).
+/// the data with direct I/O when `direct` is set and the filesystem allows
+/// (no page-cache copy, no page cache filled with chunks the memory tier
+/// serves), else through the page cache too.
 pub(super) fn read_chunk_file(
     path: &Path,
     key: &str,
     chunk: u64,
     want: Option<(u64, Range<u64>)>,
     buffers: Option<&ChunkBuffers>,
+    direct: bool,
 ) -> Option<Bytes> {
     let mut file = std::fs::File::open(path).ok()?;
     let file_len = file.metadata().ok()?.len();
@@ -188,7 +196,10 @@ pub(super) fn read_chunk_file(
     let from = first * BLOCK_SIZE;
     let to = ((last + 1) * BLOCK_SIZE).min(len);
     let at = data_offset(key.len(), len) + from;
-    let data = match read_direct(path, at, to - from, buffers) {
+    let data = match direct
+        .then(|| read_direct(path, at, to - from, buffers))
+        .flatten()
+    {
         Some(data) => data,
         None => {
             file.seek(SeekFrom::Start(at)).ok()?;
