@@ -2,7 +2,9 @@
 # Tiered-storage (shadow index) measurements recorded in benches/RESULTS.md,
 # section "Tiered storage (shadow index)": upload throughput of a backlog,
 # the S3 server's own parallel ranged-GET rate, cold and warm remote reads,
-# and acks=all produce while uploads and remote reads run vs idle.
+# and acks=all produce while uploads and remote reads (full speed, then
+# paced at 200 MB/s) run vs idle. Before each produce run the page cache is
+# synced and, as root, dropped.
 #
 #   cargo build --release -p broker -p benches
 #   benches/tier.sh                      # CACHE_DIRECT_IO=false: [tier] cache-direct-io = false
@@ -15,8 +17,9 @@
 # Needs moto in the repository's venv:
 #   .venv/bin/pip install 'moto[s3]==5.2.5' flask flask-cors boto3
 # Writes under $BENCH_DIR (default /tmp/floe-tier-bench): about 3 GB of
-# backlog plus up to ~6 GB uploaded by the produce runs (moto spools objects
-# to temporary files); everything is deleted at exit. Runs ~4.5 minutes.
+# backlog plus up to ~6 GB uploaded by one produce run (moto spools objects
+# to temporary files; each busy run's topic is deleted once uploaded);
+# everything is deleted at exit. Runs ~5 minutes.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -199,7 +202,23 @@ echo "broker: floe serve --config $dir/floe.toml --data-dir $dir/data --kafka-ad
 echo "floe.toml:"
 sed 's/^/  /' "$dir/floe.toml"
 
+# Before each of the four produce comparisons: every dirty page written
+# back and (as root) the page cache emptied, so no run pays for the
+# writeback or reclaim of the one before (on this VM that moved produce by
+# up to 2x: benches/RESULTS.md, Iceberg run 5).
+settle() {
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then
+        echo 1 >/proc/sys/vm/drop_caches
+        echo "# synced and dropped the page cache"
+    else
+        echo "# synced (not root: the page cache is not dropped)"
+    fi
+    sleep 2
+}
+
 say "idle: acks=all produce, 1 KiB records, 1 partition, non-tiered topic (nothing else running)"
+settle
 run "$floe topic create plain1 --broker $broker $topic_configs"
 measure produce --broker "$broker" --topic plain1 --partitions 1 "${produce_args[@]}"
 run "$floe topic delete plain1 --broker $broker"
@@ -262,29 +281,55 @@ drain() {
     run "$floe tier status --admin $admin $topic | tail -n +3"
 }
 
+# After a produce with $BACKGROUND: whether the background reads outlasted
+# it, and their summary lines.
+background_report() {
+    BACKGROUND=
+    if kill -0 "$background_pid" 2>/dev/null; then
+        echo "  (the background cold reads were still running when the produce ended)"
+    else
+        echo "  (the background cold reads ended BEFORE the produce did)"
+    fi
+    wait "$background_pid" || true
+    grep -v '^  consume:' "$dir/background.log" | sed 's/^/  background: /'
+}
+
 say "busy (uploads): acks=all produce, 1 KiB, 1 partition, to a tiered topic whose segments upload as it runs"
 run "$floe topic create hot1 --broker $broker $tier_configs --config remote.storage.enable=true"
+settle
 measure produce --broker "$broker" --topic hot1 --partitions 1 "${produce_args[@]}"
 drain hot1
+run "$floe topic delete hot1 --broker $broker"
 
 say "busy (uploads + remote reads): the same to a fresh tiered topic while a cold read of cold4 then cold1 runs (broker restarted, cache deleted)"
 stop_broker
 rm -rf "$dir/cache"
 start_broker
 run "$floe topic create hot2 --broker $broker $tier_configs --config remote.storage.enable=true"
+settle
 BACKGROUND="$load consume --broker $broker --topic cold4 --from earliest --duration 120s; \
 $load consume --broker $broker --topic cold1 --from earliest --duration 120s"
 measure produce --broker "$broker" --topic hot2 --partitions 1 "${produce_args[@]}"
-BACKGROUND=
-if kill -0 "$background_pid" 2>/dev/null; then
-    echo "  (the background cold reads were still running when the produce ended)"
-else
-    echo "  (the background cold reads ended BEFORE the produce did)"
-fi
-wait "$background_pid" || true
-grep -v '^  consume:' "$dir/background.log" | sed 's/^/  background: /'
+background_report
 drain hot2
+run "$floe topic delete hot2 --broker $broker"
+
+# A consumer catching up on history usually reads no faster than it can
+# process: the same with the cold read paced at 200 MB/s (the broker's
+# tiering work at a steady rate rather than all the CPU it can get).
+say "busy (uploads + a paced remote read): the same to a fresh tiered topic while a cold read of cold4 at 200 MB/s runs (broker restarted, cache deleted)"
+stop_broker
+rm -rf "$dir/cache"
+start_broker
+run "$floe topic create hot3 --broker $broker $tier_configs --config remote.storage.enable=true"
+settle
+BACKGROUND="$load consume --broker $broker --topic cold4 --from earliest --duration 11s --rate 200"
+measure produce --broker "$broker" --topic hot3 --partitions 1 "${produce_args[@]}"
+background_report
+drain hot3
+run "$floe topic delete hot3 --broker $broker"
 
 say "idle again: acks=all produce, 1 KiB, 1 partition, non-tiered topic"
 run "$floe topic create plain2 --broker $broker $topic_configs"
+settle
 measure produce --broker "$broker" --topic plain2 --partitions 1 "${produce_args[@]}"

@@ -31,6 +31,9 @@ pub struct ConsumeOptions {
     pub check_crcs: bool,
     /// Record end-to-end latency from the value stamps.
     pub end_to_end: bool,
+    /// MB/s of values over all connections, at most (each connection
+    /// takes its share); `None` reads as fast as the broker answers.
+    pub rate: Option<f64>,
 }
 
 /// Where consumption stops: every partition's offset, once known. A
@@ -63,7 +66,11 @@ pub fn run(
                 .filter(|(p, _)| p % connections == c)
                 .map(|(p, &o)| (p as i32, o))
                 .collect();
-            let opts = opts.clone();
+            // The connections actually used (a rate is split among them).
+            let opts = ConsumeOptions {
+                connections,
+                ..opts.clone()
+            };
             let stop_at = stop_at.clone();
             let counters = counters.clone();
             thread::Builder::new()
@@ -105,7 +112,12 @@ fn fetch_loop(
     counters: &Counters,
 ) -> anyhow::Result<(Latencies, Latencies)> {
     let mut conn = Connection::connect(opts.broker)?;
-    let deadline = Instant::now() + opts.duration;
+    let began = Instant::now();
+    let deadline = began + opts.duration;
+    // With a rate: the bytes of values this connection may have read by
+    // now; ahead of that, it sleeps before its next fetch.
+    let bytes_per_second = opts.rate.map(|r| r * 1e6 / opts.connections.max(1) as f64);
+    let mut value_bytes = 0u64;
     let mut fetch_latencies = Latencies::default();
     let mut end_to_end = Latencies::default();
     let done = |partitions: &[(i32, i64)]| {
@@ -167,6 +179,7 @@ fn fetch_loop(
                 )
                 .with_context(|| format!("{}-{}", t.topic, data.partition_index))?;
                 counters.add(fetched.records, fetched.value_bytes, fetched.batch_bytes);
+                value_bytes += fetched.value_bytes;
                 if let Some(next) = fetched.next_offset
                     && let Some(slot) = partitions
                         .iter_mut()
@@ -174,6 +187,13 @@ fn fetch_loop(
                 {
                     slot.1 = slot.1.max(next);
                 }
+            }
+        }
+        if let Some(rate) = bytes_per_second {
+            let due = began + Duration::from_secs_f64(value_bytes as f64 / rate);
+            let now = Instant::now();
+            if due > now {
+                thread::sleep((due - now).min(deadline.saturating_duration_since(now)));
             }
         }
     }

@@ -184,6 +184,11 @@ struct ConsumeArgs {
     /// Stop at the log end seen when starting (else run for --duration).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     until_end: bool,
+    /// Read at most this many MB/s (10^6 bytes of values) over all
+    /// connections, as a consumer that processes what it reads would;
+    /// without it, as fast as the broker answers.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 #[derive(Args)]
@@ -268,6 +273,7 @@ fn consume_options(
     c: &ConsumerArgs,
     duration: Duration,
     end_to_end: bool,
+    rate: Option<f64>,
 ) -> ConsumeOptions {
     ConsumeOptions {
         broker,
@@ -279,6 +285,7 @@ fn consume_options(
         partition_max_bytes: c.partition_max_bytes,
         check_crcs: c.check_crcs,
         end_to_end,
+        rate,
     }
 }
 
@@ -333,10 +340,14 @@ fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         &args.consumer,
         args.common.duration,
         false,
+        args.rate,
     );
+    if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        bail!("--rate must be a positive number of MB/s");
+    }
     println!(
         "consume: topic {} partitions {} from {} ({} records to the end) fetch-connections {} \
-         partition-max-bytes {} check-crcs {}",
+         partition-max-bytes {} check-crcs {} rate {}",
         opts.topic,
         partitions,
         args.from,
@@ -344,6 +355,8 @@ fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         opts.connections,
         opts.partition_max_bytes,
         opts.check_crcs,
+        args.rate
+            .map_or("unlimited".to_string(), |r| format!("{r} MB/s")),
     );
     let counters = Arc::new(Counters::default());
     let outcome = {
@@ -367,6 +380,7 @@ fn e2e(args: E2eArgs) -> anyhow::Result<()> {
         &args.consumer,
         args.common.duration + Duration::from_secs(10),
         true,
+        None,
     );
     let start = topic::offsets(broker, &args.common.topic, partitions, topic::LATEST)?;
     println!(
