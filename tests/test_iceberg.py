@@ -60,6 +60,7 @@ from iceberg_support import (
     file_partitions,
     first_difference,
     high_watermarks,
+    iceberg_status,
     micros,
     next_offsets,
     plain,
@@ -869,6 +870,49 @@ def test_recreated_topic_is_projected_from_its_start(broker):
                   + [(r.key, o, r.value) for r, (_, o) in zip(new, new_reports)])
     assert got == want, first_difference(got, want)
     assert next_offsets(wh.metadata(name)) == hwm
+
+
+def test_deleted_or_disabled_topic_stops_its_projection_quietly(broker):
+    """Deleting one projected topic and setting `iceberg.mode=disabled` on another stop their
+    projections within a few supervisor scans: `floe iceberg status` no longer lists them, the
+    log says "iceberg projection stopped" for each and has no warning or error about them
+    afterwards (no task left retrying reads of a topic that is gone), records produced after the
+    disable are not projected, and both tables stay readable with exactly the rows projected
+    before."""
+    wh = LocalWarehouse(broker.data_dir / "bucket")
+    gone = unique_topic("ice-gone")
+    off = unique_topic("ice-off")
+    projected: dict[str, list[tuple]] = {}
+    for seed, name in enumerate((gone, off)):
+        broker.create_topic(name, partitions=2, **{"iceberg.mode": "key_value", **LAG})
+        recs = make_records(30, seed=seed, partitions=2)
+        reports = produce(broker.bootstrap, name, recs)
+        wait_projected(broker, name, high_watermarks(reports, 2), rows=len(recs), timeout=PROJECT_TIMEOUT)
+        projected[name] = sorted((p, o, r.key, r.value) for r, (p, o) in zip(recs, reports))
+    mark = len(broker.log_text())
+
+    broker.topic("delete", gone)
+    broker.topic("alter", off, "--config", "iceberg.mode=disabled")
+    listed = lambda: {t.get("topic") for t in iceberg_status(broker).get("topics") or []}
+    wait_until(lambda: not ({gone, off} & listed()), 30, "both projections gone from floe iceberg status",
+               interval=0.5)
+    later = make_records(20, seed=99, partitions=2)
+    produce(broker.bootstrap, off, later)
+    # Several supervisor scans (1 s) and target lags (1 s) and the 2 s retry pause of a failed task.
+    time.sleep(6)
+
+    after = broker.log_text()[mark:].splitlines()
+    for name in (gone, off):
+        lines = [line for line in after if name in line]
+        assert any("iceberg projection stopped" in line for line in lines), \
+            f"no 'iceberg projection stopped' for {name}:\n" + "\n".join(lines)
+        noisy = [line for line in lines if " WARN " in line or " ERROR " in line]
+        assert not noisy, f"warnings about {name} after its projection stopped:\n" + "\n".join(noisy)
+        st = topic_status(broker, name)
+        assert st is None, f"{name} still has a projection status: {describe(st)}"
+        rows = pyiceberg_rows(pyiceberg_table(wh, name))
+        got = sorted((r["kafka"]["partition"], r["kafka"]["offset"], r["kafka"]["key"], r["value"]) for r in rows)
+        assert got == projected[name], first_difference(got, projected[name])
 
 
 # --- compaction ------------------------------------------------------------------------------------
