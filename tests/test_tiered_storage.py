@@ -36,6 +36,7 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from floe_harness import unique_topic, watermarks
+from iceberg_support import describe, topic_status, wait_projected
 from tier_support import (
     MiB,
     FaultProxy,
@@ -388,12 +389,19 @@ def test_one_writer_per_prefix_second_broker_refused_taken_over_broker_stops_wri
     b.start()
     assert holder() == cluster_id(b)
 
-    # b, paused past its lease, is taken over by c; woken up, b writes nothing more.
-    t2 = b.create_topic(unique_topic("lease-b"), partitions=1, **TIERED)
+    # b, paused past its lease, is taken over by c; woken up, b writes nothing more: no
+    # manifest, and no Iceberg commit of the topic it projects.
+    t2 = b.create_topic(unique_topic("lease-b"), partitions=1,
+                        **{**TIERED, "iceberg.mode": "key_value", "iceberg.target.lag.ms": "500"})
     gen2 = RecordGen(seed=44)
     m = gen2.count_for(2 * MiB)
     assert_produced(produce_records(b.bootstrap, t2, gen2, 0, m), m)
     wait_uploaded(b, t2, m)
+    wait_projected(b, t2, {0: m}, rows=m, timeout=60)
+    table_versions = lambda: sorted(k for k in b.bucket.keys(f"iceberg/floe/{t2}/metadata/")
+                                    if k.endswith(".metadata.json"))
+    versions = table_versions()
+    assert versions, "no table metadata for the projected topic"
     os.kill(b.proc.pid, signal.SIGSTOP)
     try:
         time.sleep(6)  # past the 4 s lease, by moto's clock too (Last-Modified has whole seconds)
@@ -411,6 +419,11 @@ def test_one_writer_per_prefix_second_broker_refused_taken_over_broker_stops_wri
     _, body = b.admin_get(f"/v1/tier/status?topic={t2}")
     err = json.loads(body)["partitions"][0]["last_error"] or ""
     assert "refused" in err and "took over" in err, f"tier status of the taken-over broker: {err!r}"
+    # The projector found the commit refused (its status shows it between restarts).
+    wait_for(lambda: "not writing to the object store" in b.log_text(), 30,
+             lambda: f"b's projector to refuse its commit:\n{describe(topic_status(b, t2))}\n{b.log_tail(20)}",
+             interval=0.5)
+    assert table_versions() == versions, "the taken-over broker committed to the Iceberg table"
     # Everything b acknowledged is still readable from it (local tier).
     r = verify_confluent(b.bootstrap, t2, gen2, m + more)
     assert r.count == m + more

@@ -232,6 +232,14 @@ impl Tier {
         Ok((remote.store().clone(), remote.url().to_string(), prefix))
     }
 
+    /// Why this broker may not write to the object store now (its writer
+    /// lease lapsed or another broker took the prefix over), or `None`.
+    /// Writers outside the shadow index (the Iceberg projector) check it
+    /// before each commit.
+    pub fn writes_refused(&self) -> Option<String> {
+        self.remote.writes_refused()
+    }
+
     /// Hit ratio of the remote-read cache since start (0 when unused).
     pub fn cache_hit_ratio(&self) -> f64 {
         self.remote.metrics().cache_hit_ratio()

@@ -22,6 +22,27 @@ pub struct CommittedOffsets {
     topic_id: Option<String>,
 }
 
+/// `next offsets p0=10 p1=7 (topic id ...)`, at most 8 partitions listed.
+impl std::fmt::Display for CommittedOffsets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.next.is_empty() {
+            f.write_str("no offsets")?;
+        } else {
+            f.write_str("next offsets")?;
+            for (p, o) in self.next.iter().take(8) {
+                write!(f, " p{p}={o}")?;
+            }
+            if self.next.len() > 8 {
+                write!(f, " and {} more partitions", self.next.len() - 8)?;
+            }
+        }
+        if let Some(id) = &self.topic_id {
+            write!(f, " (topic id {id})")?;
+        }
+        Ok(())
+    }
+}
+
 impl CommittedOffsets {
     /// Records that everything below `next_offset` of `partition` is in the
     /// table. Offsets never move backwards.

@@ -391,7 +391,8 @@ impl TableWriter {
             table: self.ident.to_string(),
             source: Box::new(source),
         };
-        let merged = merge_offsets(self.committed_offsets()?, offsets);
+        let base_offsets = self.committed_offsets()?;
+        let merged = merge_offsets(base_offsets.clone(), offsets);
         let commit_id = Uuid::now_v7();
         let mut properties: HashMap<String, String> = merged.to_summary().into_iter().collect();
         properties.insert(COMMIT_ID_KEY.to_string(), commit_id.to_string());
@@ -408,16 +409,14 @@ impl TableWriter {
         let tx = append.apply(tx).map_err(commit_error)?;
 
         let change_schema = !same_schema(&self.schema, self.table.metadata().current_schema());
-        let result = if change_schema {
-            let catalog = SchemaChangeCatalog {
-                inner: self.catalog.as_ref(),
-                schema: self.schema.as_ref().clone(),
-                base_schema_id: Mutex::new(None),
-            };
-            tx.commit(&catalog).await
-        } else {
-            tx.commit(self.catalog.as_ref()).await
+        let catalog = CommitCatalog {
+            inner: self.catalog.as_ref(),
+            schema: change_schema.then(|| self.schema.as_ref().clone()),
+            base_schema_id: Mutex::new(None),
+            base_offsets,
+            commit_id: commit_id.to_string(),
         };
+        let result = tx.commit(&catalog).await;
         let table = match result {
             Ok(table) => table,
             Err(e) => {
@@ -614,28 +613,47 @@ async fn ensure_namespace(
     }
 }
 
-/// Lets a `Transaction` commit a schema change together with a fast append,
-/// which iceberg 0.10's own actions cannot do (its `UpdateSchemaAction`
-/// renumbers field ids and cannot promote types, and custom actions are
-/// crate-private).
+/// The catalog a [`TableWriter::commit`] hands its `Transaction`, which calls
+/// `load_table` (to refresh its base) and `update_table` once per attempt.
 ///
-/// Loads hand the transaction the table with `schema` already current, so the
-/// append's manifests and snapshot use it; the commit then prepends
-/// `AddSchema` + `SetCurrentSchema` to the append's updates, guarded by the
-/// schema id the table had when loaded.
+/// **Offsets guard.** iceberg's `Transaction::commit` answers a conflict by
+/// reloading the table and applying the same append again on top, with the
+/// snapshot summary (the next offsets) computed before. That is right after
+/// a commit by another tool (a maintenance job) but would duplicate rows and
+/// move the offsets back if another writer had projected the same records
+/// meanwhile (a second broker on the table, or this one resumed after a
+/// pause while another took over). So every load checks that the table's
+/// committed offsets are still `base_offsets`, the ones this commit was
+/// prepared from, and otherwise fails the commit, not retryable: the caller
+/// starts over from the table's offsets. A lost answer to our own commit
+/// also moves them: a table that carries this commit's id passes, and the
+/// catalog answers with it as it is.
+///
+/// **Schema change** (`schema` set): lets the commit carry a schema change
+/// together with the fast append, which iceberg 0.10's own actions cannot do
+/// (its `UpdateSchemaAction` renumbers field ids and cannot promote types,
+/// and custom actions are crate-private). Loads hand the transaction the
+/// table with `schema` already current, so the append's manifests and
+/// snapshot use it; the commit then prepends `AddSchema` +
+/// `SetCurrentSchema` to the append's updates, guarded by the schema id the
+/// table had when loaded.
 #[derive(Debug)]
-struct SchemaChangeCatalog<'a> {
+struct CommitCatalog<'a> {
     inner: &'a dyn TableCatalog,
-    schema: Schema,
+    schema: Option<Schema>,
     /// The current schema id of the last loaded table, when it needed the change.
     base_schema_id: Mutex<Option<i32>>,
+    /// The committed offsets the commit's own offsets were merged with.
+    base_offsets: CommittedOffsets,
+    /// The commit's [`COMMIT_ID_KEY`].
+    commit_id: String,
 }
 
-impl SchemaChangeCatalog<'_> {
-    fn schema_updates(&self) -> Vec<TableUpdate> {
+impl CommitCatalog<'_> {
+    fn schema_updates(schema: &Schema) -> Vec<TableUpdate> {
         vec![
             TableUpdate::AddSchema {
-                schema: self.schema.clone(),
+                schema: schema.clone(),
             },
             TableUpdate::SetCurrentSchema { schema_id: -1 },
         ]
@@ -645,16 +663,36 @@ impl SchemaChangeCatalog<'_> {
 fn unsupported() -> iceberg::Error {
     iceberg::Error::new(
         ErrorKind::FeatureUnsupported,
-        "only load_table and update_table are used while committing a schema change",
+        "only load_table and update_table are used while committing",
     )
 }
 
 #[async_trait]
-impl Catalog for SchemaChangeCatalog<'_> {
+impl Catalog for CommitCatalog<'_> {
     async fn load_table(&self, ident: &TableIdent) -> iceberg::Result<Table> {
         let table = self.inner.load_table(ident).await?;
         let metadata = table.metadata();
-        if same_schema(&self.schema, metadata.current_schema()) {
+        let now = committed_offsets(ident, metadata).map_err(|e| {
+            iceberg::Error::new(ErrorKind::DataInvalid, e.to_string()).with_retryable(false)
+        })?;
+        // Our own commit moved them if an earlier attempt landed and its
+        // answer was lost: the catalog's commit recognises that by the id.
+        if now != self.base_offsets && !has_commit(metadata, &self.commit_id) {
+            return Err(iceberg::Error::new(
+                ErrorKind::DataInvalid,
+                format!(
+                    "another writer committed offsets to table {ident} since this commit was \
+                     prepared (prepared from {}, the table now has {}); not committing, so \
+                     no record is written twice: start over from the table's offsets",
+                    self.base_offsets, now
+                ),
+            )
+            .with_retryable(false));
+        }
+        let Some(schema) = &self.schema else {
+            return Ok(table);
+        };
+        if same_schema(schema, metadata.current_schema()) {
             *self
                 .base_schema_id
                 .lock()
@@ -666,7 +704,7 @@ impl Catalog for SchemaChangeCatalog<'_> {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(metadata.current_schema_id());
         let mut builder = metadata.clone().into_builder(None);
-        for update in self.schema_updates() {
+        for update in Self::schema_updates(schema) {
             builder = update.apply(builder)?;
         }
         let staged = builder.build()?.metadata;
@@ -682,11 +720,11 @@ impl Catalog for SchemaChangeCatalog<'_> {
             .base_schema_id
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(base_schema_id) = base {
+        if let (Some(base_schema_id), Some(schema)) = (base, &self.schema) {
             requirements.push(TableRequirement::CurrentSchemaIdMatch {
                 current_schema_id: base_schema_id,
             });
-            let mut all = self.schema_updates();
+            let mut all = Self::schema_updates(schema);
             all.append(&mut updates);
             updates = all;
         }

@@ -357,6 +357,74 @@ async fn conflicting_commit_is_retried() {
     }
 }
 
+/// Another writer projected the same records first (its snapshot moved the
+/// offsets) while our commit of them was being prepared: iceberg's retry
+/// would apply our append on top of theirs (every row twice, the offsets
+/// moved back), so the commit fails instead, not retryable, and the table
+/// keeps their rows once; a writer opened afterwards starts from their
+/// offsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_after_another_writer_moved_the_offsets_fails() {
+    for backend in Backend::all() {
+        let name = backend.name;
+        let mut ours = open(&backend, common::kafka_schema()).await;
+        let records = rows(0, 10);
+        let files = write_rows(&mut ours, &records).await;
+
+        let mut theirs = open(&backend, common::kafka_schema()).await;
+        let their_files = write_rows(&mut theirs, &records).await;
+        let their_offsets = offsets_of(&records);
+        let mut properties: HashMap<String, String> =
+            their_offsets.to_summary().into_iter().collect();
+        properties.insert(COMMIT_ID_KEY.to_string(), "theirs".to_string());
+        let raw = iceberg_sink::storage::Warehouse::new(
+            backend.store.clone(),
+            &format!("{}/iceberg", backend.root),
+            "iceberg",
+        )
+        .unwrap();
+        let other_catalog = Arc::new(FileSystemCatalog::new(raw));
+        backend.hooks.before_next_metadata_create(Box::new(move || {
+            async move {
+                let table = other_catalog.load_table(&ident()).await.unwrap();
+                let tx = Transaction::new(&table);
+                let tx = tx
+                    .fast_append()
+                    .set_snapshot_properties(properties)
+                    .add_data_files(their_files)
+                    .apply(tx)
+                    .unwrap();
+                tx.commit(other_catalog.as_ref()).await.unwrap();
+                drop(theirs);
+            }
+            .boxed()
+        }));
+
+        let err = ours
+            .commit(files, &offsets_of(&records), None)
+            .await
+            .expect_err("a commit over another writer's offsets must fail");
+        assert!(!err.is_retriable(), "{name}: {err:?}");
+        let chain = format!("{err:?}");
+        assert!(
+            chain.contains("another writer committed offsets"),
+            "{name}: {chain}"
+        );
+
+        let table = backend.catalog().load_table(&ident()).await.unwrap();
+        assert_eq!(table.metadata().snapshots().count(), 1, "{name}");
+        let mut expected = records.clone();
+        expected.sort();
+        assert_eq!(scan_rows(&table).await, expected, "{name}: rows once");
+        let reopened = open(&backend, common::kafka_schema()).await;
+        assert_eq!(
+            reopened.committed_offsets().unwrap(),
+            their_offsets,
+            "{name}"
+        );
+    }
+}
+
 /// A requirement that fails against the newest version is a retryable
 /// conflict, not a silent overwrite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -335,6 +335,16 @@ impl Remote {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Why writes are refused right now (the writer lease lapsed or was
+    /// taken over), or `None` when they are allowed. For writers that do not
+    /// go through this `Remote` (the Iceberg projector's commits).
+    pub fn writes_refused(&self) -> Option<String> {
+        self.check_writable("write", "").err().map(|e| match e {
+            Error::WritesRefused { reason, .. } => reason,
+            other => other.to_string(),
+        })
+    }
+
     fn check_writable(&self, op: &'static str, key: &str) -> Result<()> {
         let gate = self.gate();
         let reason = match (&gate.refused, gate.until) {

@@ -87,6 +87,8 @@ pub enum ProjectError {
     Read { tp: TopicPartition, code: i16 },
     #[error("the broker is stopping")]
     Stopped,
+    #[error("not writing to the object store: {0}")]
+    WritesRefused(String),
 }
 
 /// Where the tables live: the catalog (filesystem or REST) and the

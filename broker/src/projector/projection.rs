@@ -612,6 +612,7 @@ impl Projection {
     /// Commits what was read: the DLQ table first, then the main table,
     /// each with the next offsets; then publishes the fences.
     async fn commit(&mut self) -> Result<(), ProjectError> {
+        self.check_writes()?;
         let mut offsets = CommittedOffsets::default().with_topic_id(self.topic_id.clone());
         for c in &self.cursors {
             offsets.advance(c.partition, c.next);
@@ -667,10 +668,26 @@ impl Projection {
         Ok(())
     }
 
+    /// A broker whose writer lease on the object store lapsed (the store
+    /// unreachable, or this process paused) or was taken over by another
+    /// broker commits nothing and runs no maintenance: the other broker may
+    /// be projecting the same topic into the same tables. The task starts
+    /// over (from the tables' offsets) once the lease is held again.
+    fn check_writes(&self) -> Result<(), ProjectError> {
+        let c = self.cluster.upgrade().ok_or(ProjectError::Stopped)?;
+        match c.tier.as_ref().and_then(|t| t.writes_refused()) {
+            Some(reason) => Err(ProjectError::WritesRefused(reason)),
+            None => Ok(()),
+        }
+    }
+
     /// Snapshot expiry and compaction, each when its interval is due. Called
     /// only with nothing staged in the writers (right after a commit, or
     /// idle with everything committed).
     async fn maintain(&mut self, now: i64) {
+        if self.check_writes().is_err() {
+            return;
+        }
         self.expire_snapshots(now).await;
         self.compact(now).await;
     }
