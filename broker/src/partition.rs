@@ -710,11 +710,21 @@ impl Partition {
                         state.uploaded_bytes += meta.size_bytes;
                         tracing::debug!(partition = %self.tp, base = meta.base_offset, last = meta.last_offset, bytes = meta.size_bytes, "segment uploaded");
                     }
-                    state.last_error = None;
+                    if state.last_error.take().is_some() {
+                        tracing::info!(partition = %self.tp, base_offset = segment.base_offset, "segment uploads resumed");
+                    }
                 }
                 Err(e) => {
-                    tracing::warn!(partition = %self.tp, base_offset = segment.base_offset, error = %e, "segment upload failed; retrying on the next pass");
-                    self.remote.borrow_mut().last_error = Some(e.to_string());
+                    // Retried every pass: logged when the error changes (an
+                    // outage or a lost lease would otherwise log every second).
+                    let message = e.to_string();
+                    let mut state = self.remote.borrow_mut();
+                    if state.last_error.as_deref() == Some(message.as_str()) {
+                        tracing::debug!(partition = %self.tp, base_offset = segment.base_offset, error = %message, "segment upload failed again");
+                    } else {
+                        tracing::warn!(partition = %self.tp, base_offset = segment.base_offset, error = %message, "segment upload failed; retrying on every pass (logged again if the error changes)");
+                    }
+                    state.last_error = Some(message);
                     return;
                 }
             }

@@ -172,7 +172,9 @@ impl Uploader {
             Ok(UploadOutcome::AlreadyCovered { .. }) => {}
             Err(error) => {
                 metrics.uploads_failed.inc();
-                tracing::warn!(
+                // The caller reports failures (the broker once per change
+                // of error, not once per retry).
+                tracing::debug!(
                     topic = %segment.topic,
                     partition = segment.partition,
                     base = segment.base_offset,
