@@ -89,6 +89,10 @@ pub enum ProjectError {
     Stopped,
     #[error("not writing to the object store: {0}")]
     WritesRefused(String),
+    #[error("cannot start the projector's runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("iceberg.mode needs the object store (the shadow index), which is not configured")]
+    NoObjectStore,
 }
 
 /// Where the tables live: the catalog (filesystem or REST) and the
@@ -166,7 +170,7 @@ impl ProjectorRuntime {
             .enable_all()
             .build()
             .map(|rt| ProjectorRuntime(Some(rt)))
-            .map_err(|e| ProjectError::Catalog(format!("cannot start the projector runtime: {e}")))
+            .map_err(ProjectError::Runtime)
     }
 
     fn handle(&self) -> &tokio::runtime::Handle {
@@ -207,10 +211,7 @@ impl Projector {
     pub fn start(cluster: &Arc<Cluster>) -> Result<Arc<Projector>, ProjectError> {
         let runtime = ProjectorRuntime::start()?;
         let handle = runtime.handle().clone();
-        let tier = cluster
-            .tier
-            .as_ref()
-            .ok_or_else(|| ProjectError::Catalog("the projector needs the object store".into()))?;
+        let tier = cluster.tier.as_ref().ok_or(ProjectError::NoObjectStore)?;
         let (root, store, key_prefix) = match &cluster.config.iceberg_warehouse {
             // `--iceberg-warehouse URL`: tables at <URL>/<namespace>/<topic>.
             Some(url) => {
