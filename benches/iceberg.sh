@@ -155,18 +155,6 @@ one_run() {
     run "$floe topic delete $kind$i --broker $broker"
     settle
 }
-# Writes back every dirty page and, when allowed (root), empties the page
-# cache, so no run pays for the writeback or reclaim of the one before.
-settle() {
-    sync
-    if [ -w /proc/sys/vm/drop_caches ]; then
-        echo 1 >/proc/sys/vm/drop_caches
-        echo "# synced and dropped the page cache"
-    else
-        echo "# synced (not root: the page cache is not dropped)"
-    fi
-    sleep 2
-}
 settle
 for i in $(seq "$runs"); do
     if [ $((i % 2)) -eq 1 ]; then

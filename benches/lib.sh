@@ -34,3 +34,17 @@ cpu_ticks_split() { awk '{print $14, $15}' "/proc/$1/stat"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Ticks as seconds.
 secs() { echo "scale=2; $1 / 100" | bc; }
+
+# Writes back every dirty page and, when allowed (root), empties the page
+# cache, so no run pays for the writeback or reclaim of the one before (on
+# this VM that moved produce by up to 2x: benches/RESULTS.md, Iceberg run 5).
+settle() {
+    sync
+    if [ -w /proc/sys/vm/drop_caches ]; then
+        echo 1 >/proc/sys/vm/drop_caches
+        echo "# synced and dropped the page cache"
+    else
+        echo "# synced (not root: the page cache is not dropped)"
+    fi
+    sleep 2
+}

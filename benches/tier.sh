@@ -202,21 +202,6 @@ echo "broker: floe serve --config $dir/floe.toml --data-dir $dir/data --kafka-ad
 echo "floe.toml:"
 sed 's/^/  /' "$dir/floe.toml"
 
-# Before each of the four produce comparisons: every dirty page written
-# back and (as root) the page cache emptied, so no run pays for the
-# writeback or reclaim of the one before (on this VM that moved produce by
-# up to 2x: benches/RESULTS.md, Iceberg run 5).
-settle() {
-    sync
-    if [ -w /proc/sys/vm/drop_caches ]; then
-        echo 1 >/proc/sys/vm/drop_caches
-        echo "# synced and dropped the page cache"
-    else
-        echo "# synced (not root: the page cache is not dropped)"
-    fi
-    sleep 2
-}
-
 say "idle: acks=all produce, 1 KiB records, 1 partition, non-tiered topic (nothing else running)"
 settle
 run "$floe topic create plain1 --broker $broker $topic_configs"

@@ -507,6 +507,13 @@ def test_t1_store_outage_under_steady_produce(make_tier_broker, s3, moto, proxy)
     assert not over, (f"local segments uploaded over {RETENTION_SLACK_S}s earlier hold more than {LOCAL_BOUND} bytes "
                       f"(s since start, bytes, remote end): {over[:5]}")
 
+    # The outage was reported once per kind of error (503, hung, refused), not on every retry
+    # pass (a pass a second for 20 s), and the recovery was reported.
+    log = broker.log_text()
+    failures = [line for line in log.splitlines() if "segment upload failed" in line]
+    assert 0 < len(failures) <= 6, f"{len(failures)} upload-failure lines:\n" + "\n".join(failures[:12])
+    assert "segment uploads resumed" in log, broker.log_tail(20)
+
     assert_manifest_sound(broker, topic, end=n)
     r = verify_confluent(broker.bootstrap, topic, gen, n)
     assert r.count == n

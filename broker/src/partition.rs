@@ -115,9 +115,12 @@ impl RemoteState {
         self.range.map(|(_, end)| end)
     }
 
-    /// Takes segments retention or DeleteRecords removed from the manifest
-    /// off the counts.
-    fn forget_deleted(&mut self, outcome: &shadow_index::retention::RetentionOutcome) {
+    /// Applies what retention or DeleteRecords removed from the manifest:
+    /// the new remote start, and the segments off the counts.
+    fn apply_deletion(&mut self, outcome: &shadow_index::retention::RetentionOutcome) {
+        if let Some((start, _)) = &mut self.range {
+            *start = outcome.remote_start_offset;
+        }
         self.uploaded_segments = self
             .uploaded_segments
             .saturating_sub(outcome.deleted_segments as u64);
@@ -610,10 +613,7 @@ impl Partition {
                     e.kafka_code()
                 })?;
             let mut state = self.remote.borrow_mut();
-            if let Some((start, _)) = &mut state.range {
-                *start = outcome.remote_start_offset;
-            }
-            state.forget_deleted(&outcome);
+            state.apply_deletion(&outcome);
         }
         if target > self.log.log_start_offset() {
             self.log
@@ -787,11 +787,7 @@ impl Partition {
                 if outcome.deleted_segments > 0 {
                     tracing::info!(partition = %self.tp, segments = outcome.deleted_segments, bytes = outcome.deleted_bytes, remote_start = outcome.remote_start_offset, "remote retention");
                 }
-                let mut state = self.remote.borrow_mut();
-                if let Some((start, _)) = &mut state.range {
-                    *start = outcome.remote_start_offset;
-                }
-                state.forget_deleted(&outcome);
+                self.remote.borrow_mut().apply_deletion(&outcome);
             }
             Err(e) => {
                 tracing::warn!(partition = %self.tp, error = %e, "remote retention failed")

@@ -283,6 +283,39 @@ async fn lost_reply_is_recognized() {
 /// Another writer commits between our load and our put of the next version:
 /// the put-if-absent fails, iceberg retries on the new base, and both
 /// snapshots exist.
+/// Right before our next metadata write, another writer (`theirs`, through
+/// its own catalog on the raw store, without hooks) appends `files` with
+/// the snapshot `properties`, taking the version we are about to create.
+fn other_writer_commits_first(
+    backend: &Backend,
+    theirs: TableWriter,
+    files: Vec<iceberg::spec::DataFile>,
+    properties: HashMap<String, String>,
+) {
+    let raw = iceberg_sink::storage::Warehouse::new(
+        backend.store.clone(),
+        &format!("{}/iceberg", backend.root),
+        "iceberg",
+    )
+    .unwrap();
+    let other_catalog = Arc::new(FileSystemCatalog::new(raw));
+    backend.hooks.before_next_metadata_create(Box::new(move || {
+        async move {
+            let table = other_catalog.load_table(&ident()).await.unwrap();
+            let tx = Transaction::new(&table);
+            let tx = tx
+                .fast_append()
+                .set_snapshot_properties(properties)
+                .add_data_files(files)
+                .apply(tx)
+                .unwrap();
+            tx.commit(other_catalog.as_ref()).await.unwrap();
+            drop(theirs);
+        }
+        .boxed()
+    }));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicting_commit_is_retried() {
     for backend in Backend::all() {
@@ -294,32 +327,12 @@ async fn conflicting_commit_is_retried() {
         let mut theirs = open(&backend, common::kafka_schema()).await;
         let their_rows = rows(100, 6);
         let their_files = write_rows(&mut theirs, &their_rows).await;
-        // The other writer commits through the raw store, without hooks.
-        let raw = iceberg_sink::storage::Warehouse::new(
-            backend.store.clone(),
-            &format!("{}/iceberg", backend.root),
-            "iceberg",
-        )
-        .unwrap();
-        let other_catalog = Arc::new(FileSystemCatalog::new(raw));
-        backend.hooks.before_next_metadata_create(Box::new(move || {
-            async move {
-                let table = other_catalog.load_table(&ident()).await.unwrap();
-                let tx = Transaction::new(&table);
-                let tx = tx
-                    .fast_append()
-                    .set_snapshot_properties(HashMap::from([(
-                        COMMIT_ID_KEY.to_string(),
-                        "theirs".to_string(),
-                    )]))
-                    .add_data_files(their_files)
-                    .apply(tx)
-                    .unwrap();
-                tx.commit(other_catalog.as_ref()).await.unwrap();
-                drop(theirs);
-            }
-            .boxed()
-        }));
+        other_writer_commits_first(
+            &backend,
+            theirs,
+            their_files,
+            HashMap::from([(COMMIT_ID_KEY.to_string(), "theirs".to_string())]),
+        );
 
         let creates_before = *backend.hooks.metadata_creates.lock().unwrap();
         let table = ours
@@ -377,28 +390,7 @@ async fn commit_after_another_writer_moved_the_offsets_fails() {
         let mut properties: HashMap<String, String> =
             their_offsets.to_summary().into_iter().collect();
         properties.insert(COMMIT_ID_KEY.to_string(), "theirs".to_string());
-        let raw = iceberg_sink::storage::Warehouse::new(
-            backend.store.clone(),
-            &format!("{}/iceberg", backend.root),
-            "iceberg",
-        )
-        .unwrap();
-        let other_catalog = Arc::new(FileSystemCatalog::new(raw));
-        backend.hooks.before_next_metadata_create(Box::new(move || {
-            async move {
-                let table = other_catalog.load_table(&ident()).await.unwrap();
-                let tx = Transaction::new(&table);
-                let tx = tx
-                    .fast_append()
-                    .set_snapshot_properties(properties)
-                    .add_data_files(their_files)
-                    .apply(tx)
-                    .unwrap();
-                tx.commit(other_catalog.as_ref()).await.unwrap();
-                drop(theirs);
-            }
-            .boxed()
-        }));
+        other_writer_commits_first(&backend, theirs, their_files, properties);
 
         let err = ours
             .commit(files, &offsets_of(&records), None)

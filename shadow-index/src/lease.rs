@@ -259,12 +259,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_fresh_lease_of_another_holder_refuses_a_second_broker() {
+    /// Two `Remote`s (two brokers' views) of one `file://` prefix.
+    fn two_brokers_on_one_prefix() -> (tempfile::TempDir, Remote, Remote) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}", dir.path().display());
         let a = open_store(&url).unwrap();
         let b = open_store(&url).unwrap();
+        (dir, a, b)
+    }
+
+    #[tokio::test]
+    async fn a_fresh_lease_of_another_holder_refuses_a_second_broker() {
+        let (_dir, a, b) = two_brokers_on_one_prefix();
         let lease = WriterLease::acquire(&a, holder("a"), Duration::from_secs(30))
             .await
             .unwrap();
@@ -291,10 +297,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_expired_lease_is_taken_over_and_the_old_holder_stops_writing() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("file://{}", dir.path().display());
-        let a = open_store(&url).unwrap();
-        let b = open_store(&url).unwrap();
+        let (_dir, a, b) = two_brokers_on_one_prefix();
         let short = Duration::from_millis(1500);
         let old = WriterLease::acquire(&a, holder("a"), short).await.unwrap();
         a.put("topics/t/0/manifest.json", Bytes::from_static(b"{}"))

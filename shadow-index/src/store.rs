@@ -423,26 +423,7 @@ impl Remote {
 
     /// GET of a whole object.
     pub async fn get(&self, key: &str) -> Result<Bytes> {
-        let result = self
-            .inner
-            .store
-            .get(&self.path(key))
-            .await
-            .map_err(|e| self.store_error("get", key, e))?;
-        let expected = result.meta.size;
-        let bytes = result
-            .bytes()
-            .await
-            .map_err(|e| self.store_error("get", key, e))?;
-        if bytes.len() as u64 != expected {
-            return Err(Error::ShortRead {
-                key: key.to_owned(),
-                start: 0,
-                end: expected,
-                got: bytes.len() as u64,
-            });
-        }
-        Ok(bytes)
+        Ok(self.get_with_modified(key).await?.0)
     }
 
     /// Ranged GET of `range` into a fresh buffer; a body of any other
@@ -540,7 +521,8 @@ impl Remote {
     }
 
     /// GET of a whole object with its last-modified time (ms since the
-    /// Unix epoch, by the store's clock).
+    /// Unix epoch, by the store's clock); a body of another length than the
+    /// object's is a [`Error::ShortRead`].
     pub(crate) async fn get_with_modified(&self, key: &str) -> Result<(Bytes, i64)> {
         let result = self
             .inner
@@ -549,10 +531,19 @@ impl Remote {
             .await
             .map_err(|e| self.store_error("get", key, e))?;
         let modified = result.meta.last_modified.timestamp_millis();
+        let expected = result.meta.size;
         let bytes = result
             .bytes()
             .await
             .map_err(|e| self.store_error("get", key, e))?;
+        if bytes.len() as u64 != expected {
+            return Err(Error::ShortRead {
+                key: key.to_owned(),
+                start: 0,
+                end: expected,
+                got: bytes.len() as u64,
+            });
+        }
         Ok((bytes, modified))
     }
 
